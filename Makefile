@@ -1,0 +1,53 @@
+# SCBDA — the commands a person types. Everything installs itself into .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+export SCBDA_HOME ?= $(CURDIR)/.scbda
+MINUTES ?= 30
+RATE ?= 150000
+PYTEST_ARGS ?=
+
+.PHONY: install run test bench soak services-up services-down browser clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+# Headless Chromium for the browser tests and screenshots (Debian package; needs root or sudo).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	  || echo "chromium could not be installed: browser tests will be skipped"; }
+
+## make run: embedded services + dagster dev (+ dashboard); Ctrl-C stops everything it started.
+run: install
+	$(BIN)/scbda run
+
+## make test: the whole pytest suite against real mongod, redis-server and Spark.
+test: install browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make bench: benchmarks (not tests); prints a table and writes bench/report.json.
+bench: install browser
+	$(BIN)/python -m scbda_assets_tests.bench.run_all --report bench/report.json
+
+## make soak MINUTES=N RATE=R: the whole pipeline for N minutes at R events/min.
+soak: install
+	$(BIN)/scbda soak --minutes $(MINUTES) --rate $(RATE)
+
+services-up: install
+	$(BIN)/scbda services up
+
+services-down: install
+	$(BIN)/scbda services down
+
+clean:
+	-$(BIN)/scbda services down
+	rm -rf .scbda

@@ -1,0 +1,161 @@
+"""The `scbda` command: the same code paths as the Dagster assets, for people and scripts.
+
+Expected failures (bad configuration, a service that cannot be reached, bad input) print one line to stderr and
+exit non-zero: 2 for configuration or usage, 3 for an unavailable service. Summaries go to stdout as JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+
+import click
+
+from scbda_assets.resources import ServiceUnavailable
+from scbda_assets.services.process import ServiceError
+from scbda_assets.settings import ConfigError, Settings
+
+EXIT_CONFIG = 2
+EXIT_SERVICE = 3
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"scbda: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _one_line_errors(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_CONFIG)
+        except (ServiceError, ServiceUnavailable) as exc:
+            _fail(str(exc), EXIT_SERVICE)
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+class IsoTime(click.ParamType):
+    name = "ISO8601"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not a time: expected ISO 8601, e.g. 2026-11-22T10:00:00Z", param, ctx)
+        # A time without an offset is taken as UTC (all stored timestamps are UTC).
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _print_json(summary: dict) -> None:
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """SCBDA: supply-chain analytics as a Dagster asset graph."""
+
+
+@main.group()
+def services() -> None:
+    """Start, stop or inspect the embedded mongod, redis-server and Spark Connect server."""
+
+
+@services.command("up")
+@_one_line_errors
+def services_up_command() -> None:
+    """Start (or reuse) the embedded services; print shell-evaluable KEY=VALUE connection settings."""
+    from scbda_assets.services import services_up
+
+    endpoints, _ = services_up(_settings())
+    for key, value in endpoints.items():
+        click.echo(f"{key}={value}")
+
+
+@services.command("down")
+@_one_line_errors
+def services_down_command() -> None:
+    """Stop the embedded services started under $SCBDA_HOME."""
+    from scbda_assets.services import services_down
+
+    stopped = services_down(_settings())
+    click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@services.command("status")
+@_one_line_errors
+def services_status_command() -> None:
+    """One line per service: running (pid, url), external (explicit URI), or stopped."""
+    from scbda_assets.services import embedded_services
+
+    settings = _settings()
+    embedded = {env: service for service, env in embedded_services(settings)}
+    for env, explicit in (
+        ("SCBDA_MONGO_URI", settings.mongo_uri),
+        ("SCBDA_REDIS_URL", settings.redis_url),
+        ("SCBDA_SPARK_REMOTE", settings.spark_remote),
+    ):
+        if env not in embedded:
+            click.echo(f"{env}: external {explicit}")
+            continue
+        running = embedded[env].status()
+        state = f"running pid={running.pid} {running.url}" if running else "stopped"
+        click.echo(f"{embedded[env].name}: {state}")
+
+
+@main.command()
+@click.option("--minutes", type=click.IntRange(min=1), required=True, help="Minutes of history to write.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Events (orders + shipments) per minute; default SCBDA_EVENTS_PER_MINUTE.")
+@click.option("--end", type=IsoTime(), default=None, help="End of the history (default: now).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="RNG seed; default SCBDA_SEED.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (stderr).")
+@_one_line_errors
+def generate(minutes, rate, end, seed, no_progress) -> None:
+    """Write N minutes of history ending at --end as fast as possible; print a JSON summary."""
+    from scbda_assets.generator.backfill import backfill
+
+    _print_json(backfill(_settings(), minutes=minutes, rate=rate, end=end, seed=seed, progress=not no_progress))
+
+
+@main.command()
+@click.option("--as-of", type=IsoTime(), default=None, help="As-of time T (default: now).")
+@_one_line_errors
+def kpis(as_of) -> None:
+    """Compute the five KPIs once, write them to Redis, print a JSON summary."""
+    from scbda_assets.kpis.refresh import refresh_kpis_once
+
+    _print_json(refresh_kpis_once(_settings(), as_of=as_of))
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only print what would be archived.")
+@_one_line_errors
+def archive(dry_run) -> None:
+    """Run the archival policy once; print what was (or would be) archived."""
+    from scbda_assets.archive.run import archive_once
+
+    _print_json(archive_once(_settings(), dry_run=dry_run))
+
+
+@main.command()
+@_one_line_errors
+def run() -> None:
+    """Embedded services + `dagster dev` + dashboard (what `make run` does). Ctrl-C stops them."""
+    from scbda_assets.launcher import run as run_everything
+
+    sys.exit(run_everything(_settings()))
+
+
+if __name__ == "__main__":
+    main()

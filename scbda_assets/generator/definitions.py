@@ -1,0 +1,5 @@
+"""generator domain wiring (filled in by its issue)."""
+
+import dagster as dg
+
+defs = dg.Definitions()

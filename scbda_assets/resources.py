@@ -1,0 +1,151 @@
+"""Thin Dagster resources for MongoDB, Redis and Spark, built from one validated Settings.
+
+``uri``/``url`` left empty means "the embedded server under $SCBDA_HOME", resolved (and for MongoDB and Redis
+started) on first use, so a bare `dagster dev` works too. Connection failures become one clear line naming the
+address tried (:class:`ServiceUnavailable`), never a wall of driver tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+import pymongo
+import redis
+from dagster_pyspark import LazyPySparkResource
+from pydantic import PrivateAttr
+from pymongo.database import Database
+
+from scbda_assets.settings import Settings, redact
+
+
+class ServiceUnavailable(RuntimeError):
+    """A configured service cannot be reached. ``str(error)`` is the one line shown to the user."""
+
+
+def _embedded_endpoint(home: str, variable: str) -> str:
+    from scbda_assets.services import ServiceError, resolve_endpoints
+
+    settings = Settings.from_env({**_scbda_environ(), "SCBDA_HOME": home})
+    try:
+        return resolve_endpoints(settings, start_missing=True)[variable]
+    except ServiceError as exc:
+        raise ServiceUnavailable(str(exc)) from None
+
+
+def _scbda_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("SCBDA_")}
+
+
+class MongoResource(dg.ConfigurableResource):
+    """The hot store. ``database()`` returns a pymongo Database; the client is made once per process."""
+
+    uri: str = ""
+    database_name: str = "supply_chain"
+    home: str = ".scbda"
+    timeout_ms: int = 5000
+
+    _client: Any = PrivateAttr(default=None)
+
+    def resolved_uri(self) -> str:
+        return self.uri or _embedded_endpoint(self.home, "SCBDA_MONGO_URI")
+
+    def client(self) -> pymongo.MongoClient:
+        if self._client is None:
+            uri = self.resolved_uri()
+            client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=self.timeout_ms, tz_aware=True)
+            try:
+                client.admin.command("ping")
+            except pymongo.errors.PyMongoError as exc:
+                client.close()
+                raise ServiceUnavailable(f"MongoDB unreachable at {redact(uri)}: {_first_line(exc)}") from None
+            self._client = client
+        return self._client
+
+    def database(self) -> Database:
+        return self.client()[self.database_name]
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class RedisResource(dg.ConfigurableResource):
+    """The KPI cache. Keys go through ``key()`` so several deployments can share one Redis."""
+
+    url: str = ""
+    key_prefix: str = ""
+    home: str = ".scbda"
+    timeout_s: float = 5.0
+
+    _client: Any = PrivateAttr(default=None)
+
+    def resolved_url(self) -> str:
+        return self.url or _embedded_endpoint(self.home, "SCBDA_REDIS_URL")
+
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            url = self.resolved_url()
+            client = redis.Redis.from_url(url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
+            try:
+                client.ping()
+            except redis.RedisError as exc:
+                client.close()
+                raise ServiceUnavailable(f"Redis unreachable at {redact(url)}: {_first_line(exc)}") from None
+            self._client = client
+        return self._client
+
+    def key(self, name: str) -> str:
+        return f"{self.key_prefix}{name}"
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def spark_config(settings: Settings) -> dict[str, str]:
+    """Session config for dagster-pyspark: Spark Connect when a server is configured or running, else local[2]."""
+    from scbda_assets.services import resolve_endpoints
+    from scbda_assets.services.java import java_home
+    from scbda_assets.services.spark import SPARK_CONF
+
+    remote = resolve_endpoints(settings)["SCBDA_SPARK_REMOTE"]
+    if remote != "local":
+        return {"spark.remote": remote}
+    os.environ.setdefault("JAVA_HOME", java_home())
+    return {"spark.master": "local[2]", "spark.app.name": "scbda", **SPARK_CONF}
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """The resources every definition uses, for one configuration (tests pass their own Settings)."""
+    return {
+        "mongo": MongoResource(
+            uri=settings.mongo_uri or "", database_name=settings.mongo_db, home=str(settings.home)
+        ),
+        "redis": RedisResource(url=settings.redis_url or "", key_prefix=settings.key_prefix, home=str(settings.home)),
+        "pyspark": LazyPySparkResource(spark_config=spark_config(settings)),
+        "settings": SettingsResource.from_settings(settings),
+    }
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """The validated SCBDA_* settings, as a resource so assets, sensors and schedules read one configuration."""
+
+    environment: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SettingsResource:
+        return cls(environment=settings.to_env())
+
+    def get(self) -> Settings:
+        return Settings.from_env(self.environment)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+

