@@ -1,5 +1,26 @@
-"""quality domain wiring (filled in by its issue)."""
+"""Data-quality wiring: hot-store checks on their own 5-minute schedule; KPI sanity checks run with each KPI run."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from scbda_assets.quality.checks import HOT_STORE_CHECKS
+from scbda_assets.quality.kpi_checks import KPI_CHECKS
+
+quality_job = dg.define_asset_job(
+    "quality_job",
+    selection=dg.AssetSelection.checks(*HOT_STORE_CHECKS),
+    tags={"scbda/stage": "quality"},
+    description="Schema, business-rule and freshness checks of the MongoDB hot store.",
+)
+
+quality_schedule = dg.ScheduleDefinition(
+    name="quality_schedule",
+    job=quality_job,
+    cron_schedule="*/5 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+defs = dg.Definitions(
+    asset_checks=[*HOT_STORE_CHECKS, *KPI_CHECKS],
+    jobs=[quality_job],
+    schedules=[quality_schedule],
+)

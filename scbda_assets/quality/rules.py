@@ -1,0 +1,130 @@
+"""Data-quality rules of the hot store (SPEC §6, §10), as MongoDB queries: pure data, no Dagster.
+
+A document is *valid* when it matches its collection's ``$jsonSchema`` (fields present, BSON types right) and
+breaks none of the business rules. MongoDB evaluates both server-side, so a check costs one counting pass and
+never pulls documents into Python. Malformed documents are counted and reported, never deleted here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from scbda_assets.domain.reference import DCS, REGIONS, SKUS, SUPPLIERS
+
+_INT = ["int", "long"]
+_NUMBER = ["int", "long", "double", "decimal"]
+
+
+def _schema(required: dict[str, dict]) -> dict:
+    return {"bsonType": "object", "required": sorted(required), "properties": required}
+
+
+FACT_SCHEMAS: dict[str, dict] = {
+    "orders_fact": _schema({
+        "order_id": {"bsonType": "string"},
+        "sku_id": {"bsonType": "string"},
+        "dc_id": {"bsonType": "string"},
+        "region_id": {"bsonType": "string"},
+        "requested_qty": {"bsonType": _INT, "minimum": 1},
+        "fulfilled_qty": {"bsonType": _INT, "minimum": 0},
+        "lost_qty": {"bsonType": _INT, "minimum": 0},
+        "order_value": {"bsonType": _NUMBER, "minimum": 0},
+        "lost_revenue": {"bsonType": _NUMBER, "minimum": 0},
+        "priority": {"enum": ["HIGH", "NORMAL", "LOW"]},
+        "order_ts": {"bsonType": "date"},
+        "ingested_at": {"bsonType": "date"},
+    }),
+    "shipments_fact": _schema({
+        "shipment_id": {"bsonType": "string"},
+        "sku_id": {"bsonType": "string"},
+        "supplier_id": {"bsonType": "string"},
+        "dc_id": {"bsonType": "string"},
+        "quantity": {"bsonType": _INT, "minimum": 1},
+        "planned_lead_time_days": {"bsonType": _NUMBER, "minimum": 0},
+        "shipment_ts": {"bsonType": "date"},
+        "expected_arrival_ts": {"bsonType": "date"},
+        "actual_arrival_ts": {"bsonType": ["date", "null"]},
+        "status": {"enum": ["in_transit", "received"]},
+        "ingested_at": {"bsonType": "date"},
+    }),
+    "inventory_fact": _schema({
+        "snapshot_id": {"bsonType": "string"},
+        "sku_id": {"bsonType": "string"},
+        "dc_id": {"bsonType": "string"},
+        "on_hand_qty": {"bsonType": _INT},
+        "on_order_qty": {"bsonType": _INT},
+        "safety_stock": {"bsonType": _NUMBER},
+        "reorder_point": {"bsonType": _NUMBER},
+        "inventory_ts": {"bsonType": "date"},
+        "ingested_at": {"bsonType": "date"},
+    }),
+}
+
+# The event-time field of each fact collection.
+EVENT_TIME_FIELD = {"orders_fact": "order_ts", "shipments_fact": "shipment_ts", "inventory_fact": "inventory_ts"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    violation: dict  # a MongoDB filter matching the documents that break the rule
+
+
+def _unknown(field: str, ids: list[str]) -> dict:
+    # Only well-typed ids count here; a missing or mistyped id is a schema failure, not a dangling reference.
+    return {field: {"$type": "string", "$nin": ids}}
+
+
+_SKU_IDS = [s.sku_id for s in SKUS]
+_DC_IDS = [d.dc_id for d in DCS]
+_REGION_IDS = [r.region_id for r in REGIONS]
+_SUPPLIER_IDS = [s.supplier_id for s in SUPPLIERS]
+
+BUSINESS_RULES: dict[str, tuple[Rule, ...]] = {
+    "orders_fact": (
+        Rule("fulfilled_le_requested", "fulfilled_qty <= requested_qty",
+             {"$expr": {"$gt": ["$fulfilled_qty", "$requested_qty"]}}),
+        Rule("lost_is_shortfall", "lost_qty = requested_qty - fulfilled_qty",
+             {"$expr": {"$ne": ["$lost_qty", {"$subtract": ["$requested_qty", "$fulfilled_qty"]}]}}),
+        Rule("known_sku", "sku_id exists in skus_dim", _unknown("sku_id", _SKU_IDS)),
+        Rule("known_dc", "dc_id exists in dcs_dim", _unknown("dc_id", _DC_IDS)),
+        Rule("known_region", "region_id exists in regions_dim", _unknown("region_id", _REGION_IDS)),
+    ),
+    "shipments_fact": (
+        Rule("known_sku", "sku_id exists in skus_dim", _unknown("sku_id", _SKU_IDS)),
+        Rule("known_dc", "dc_id exists in dcs_dim", _unknown("dc_id", _DC_IDS)),
+        Rule("known_supplier", "supplier_id exists in suppliers_dim", _unknown("supplier_id", _SUPPLIER_IDS)),
+        Rule("received_has_arrival", "status 'received' iff actual_arrival_ts is set",
+             {"$or": [{"status": "received", "actual_arrival_ts": None},
+                      {"status": "in_transit", "actual_arrival_ts": {"$type": "date"}}]}),
+    ),
+    "inventory_fact": (
+        Rule("no_negative_stock", "on_hand_qty >= 0 and on_order_qty >= 0",
+             {"$or": [{"on_hand_qty": {"$lt": 0}}, {"on_order_qty": {"$lt": 0}}]}),
+        Rule("known_sku", "sku_id exists in skus_dim", _unknown("sku_id", _SKU_IDS)),
+        Rule("known_dc", "dc_id exists in dcs_dim", _unknown("dc_id", _DC_IDS)),
+    ),
+    "inventory_state": (
+        Rule("no_negative_stock", "on_hand_qty >= 0 and on_order_qty >= 0",
+             {"$or": [{"on_hand_qty": {"$lt": 0}}, {"on_order_qty": {"$lt": 0}}]}),
+    ),
+}
+
+
+def schema_violation(collection: str) -> dict:
+    """Filter for the documents of ``collection`` that do not match its schema."""
+    return {"$nor": [{"$jsonSchema": FACT_SCHEMAS[collection]}]}
+
+
+def any_violation(collection: str) -> dict:
+    """Filter for the documents that are invalid in any way (schema or business rule)."""
+    clauses = [rule.violation for rule in BUSINESS_RULES.get(collection, ())]
+    if collection in FACT_SCHEMAS:
+        clauses.append(schema_violation(collection))
+    return {"$or": clauses}
+
+
+def quality_score(total: int, invalid: int) -> float:
+    """Share of valid documents; an empty collection scores 1.0 (nothing wrong), reported with its count."""
+    return 1.0 if total == 0 else (total - invalid) / total

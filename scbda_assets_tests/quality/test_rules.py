@@ -1,0 +1,69 @@
+"""The quality rules, evaluated by the real MongoDB on purpose-built valid and malformed documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from scbda_assets.quality.rules import BUSINESS_RULES, any_violation, quality_score, schema_violation
+from scbda_assets_tests.quality.documents import DROP, order, shipment, snapshot
+
+
+def _violations(db, collection: str, rule: str) -> int:
+    (match,) = [r for r in BUSINESS_RULES[collection] if r.name == rule]
+    return db[collection].count_documents(match.violation)
+
+
+def test_valid_documents_pass_everything(mongo_db):
+    mongo_db.orders_fact.insert_many([order(i) for i in range(3)])
+    mongo_db.shipments_fact.insert_one(shipment())
+    mongo_db.inventory_fact.insert_one(snapshot())
+    for collection in ("orders_fact", "shipments_fact", "inventory_fact"):
+        assert mongo_db[collection].count_documents({}) > 0
+        assert mongo_db[collection].count_documents(any_violation(collection)) == 0, collection
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        order(1, requested_qty=DROP),  # missing field
+        order(2, requested_qty="5"),  # wrong type
+        order(3, order_ts="2026-11-20T10:00:00Z"),  # a string where a date belongs
+        order(4, sku_id=None),  # null id
+        order(5, priority="URGENT"),  # outside the enum
+        order(6, requested_qty=0),  # below the minimum
+    ],
+)
+def test_each_kind_of_malformed_order_is_counted(mongo_db, malformed):
+    mongo_db.orders_fact.insert_many([order(0), malformed])
+    assert mongo_db.orders_fact.count_documents(schema_violation("orders_fact")) == 1
+    assert mongo_db.orders_fact.find_one(schema_violation("orders_fact"))["order_id"] == malformed["order_id"]
+
+
+def test_business_rules_each_catch_their_case(mongo_db):
+    mongo_db.orders_fact.insert_many([
+        order(0),
+        order(1, fulfilled_qty=9, lost_qty=0),  # more fulfilled than requested (and lost does not add up)
+        order(2, sku_id="SKU-UNKNOWN"),
+        order(3, dc_id="DC-NOWHERE"),
+    ])
+    assert _violations(mongo_db, "orders_fact", "fulfilled_le_requested") == 1
+    assert _violations(mongo_db, "orders_fact", "lost_is_shortfall") == 1
+    assert _violations(mongo_db, "orders_fact", "known_sku") == 1
+    assert _violations(mongo_db, "orders_fact", "known_dc") == 1
+    assert mongo_db.orders_fact.count_documents(any_violation("orders_fact")) == 3
+
+    mongo_db.inventory_fact.insert_many([snapshot(0), snapshot(1, on_hand_qty=-3)])
+    assert _violations(mongo_db, "inventory_fact", "no_negative_stock") == 1
+
+    mongo_db.shipments_fact.insert_many([
+        shipment(0),
+        shipment(1, status="received"),  # received but no arrival time
+        shipment(2, supplier_id="SUP-GHOST"),
+    ])
+    assert _violations(mongo_db, "shipments_fact", "received_has_arrival") == 1
+    assert _violations(mongo_db, "shipments_fact", "known_supplier") == 1
+
+
+def test_quality_score():
+    assert quality_score(0, 0) == 1.0
+    assert quality_score(200, 3) == pytest.approx(0.985)
