@@ -40,7 +40,7 @@ bench: install browser
 
 ## make soak MINUTES=N RATE=R: the whole pipeline for N minutes at R events/min.
 soak: install
-	$(BIN)/scbda soak --minutes $(MINUTES) --rate $(RATE)
+	$(BIN)/scbda soak --minutes $(MINUTES) --rate $(RATE) --report soak-report.json
 
 services-up: install
 	$(BIN)/scbda services up

@@ -157,5 +157,26 @@ def run() -> None:
     sys.exit(run_everything(_settings()))
 
 
+@main.command()
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=150000, show_default=True,
+              help="Events per minute (default: 100x the default rate).")
+@click.option("--threshold-mb", type=click.FloatRange(min=0, min_open=True), default=64, show_default=True,
+              help="A low archive threshold, so archival runs during the soak.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None, help="Also write the JSON report here.")
+@_one_line_errors
+def soak(minutes, rate, threshold_mb, report) -> None:
+    """Run the whole pipeline for N minutes in a fresh state folder; print a JSON report."""
+    from pathlib import Path
+
+    from scbda_assets.soak import run_soak
+
+    settings = _settings()
+    summary = run_soak(minutes, rate, threshold_mb, base_home=settings.home)
+    if report:
+        Path(report).write_text(json.dumps(summary, indent=2, default=str))
+    _print_json({k: v for k, v in summary.items() if k != "samples"})
+
+
 if __name__ == "__main__":
     main()

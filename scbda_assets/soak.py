@@ -1,0 +1,215 @@
+"""`scbda soak` / `make soak`: the whole pipeline for N minutes, then a report.
+
+It runs exactly what a user runs (`scbda run`: embedded services, `dagster dev` with the minute schedules and the
+size sensor, the dashboard) in a fresh state folder, with the generator at the chosen rate and a low archive
+threshold, after backfilling enough history that archival has eligible hours from the start. While it runs it
+samples KPI staleness, MongoDB size, archived volume and the RSS of every process; at the end it reports failed
+runs, the longest KPI staleness, and whether every generated id is in exactly one place (MongoDB or the archive).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pymongo
+import redis
+
+from scbda_assets.services import services_down, services_up
+from scbda_assets.services.process import free_port, port_open
+from scbda_assets.settings import Settings
+
+FACTS = {"orders_fact": "order_id", "shipments_fact": "shipment_id", "inventory_fact": "snapshot_id"}
+
+
+@dataclasses.dataclass
+class Sample:
+    at: str
+    kpi_staleness_s: float | None
+    mongo_data_mb: float
+    archived_mb: float
+    rss_mb: dict[str, float]
+
+
+def _soak_env(home: Path, rate: float, threshold_mb: float) -> dict[str, str]:
+    env = {
+        "SCBDA_HOME": str(home),
+        "SCBDA_EVENTS_PER_MINUTE": str(rate),
+        "SCBDA_ARCHIVE_THRESHOLD_MB": str(threshold_mb),
+    }
+    for name in ("MONGO", "REDIS", "SPARK", "DAGSTER", "DASHBOARD"):
+        env[f"SCBDA_{name}_PORT"] = str(free_port())
+    return env
+
+
+def _process_tree_rss(root_pid: int, service_pids: dict[str, int]) -> dict[str, float]:
+    rss: dict[str, float] = {}
+    procs = []
+    try:
+        procs = [psutil.Process(root_pid), *psutil.Process(root_pid).children(recursive=True)]
+    except psutil.Error:
+        pass
+    procs += [psutil.Process(pid) for pid in service_pids.values() if psutil.pid_exists(pid)]
+    for proc in procs:
+        try:
+            name = _label(proc, service_pids)
+            rss[name] = rss.get(name, 0.0) + proc.memory_info().rss / 2**20
+        except psutil.Error:
+            continue
+    return {k: round(v, 1) for k, v in sorted(rss.items())}
+
+
+def _label(proc: psutil.Process, service_pids: dict[str, int]) -> str:
+    for name, pid in service_pids.items():
+        if proc.pid == pid:
+            return name
+    cmd = " ".join(proc.cmdline())
+    for marker in ("dagster-webserver", "dagster-daemon", "dagster code-server", "dagster api grpc",
+                   "streamlit", "dagster dev", "scbda_assets.cli run"):
+        if marker in cmd:
+            return marker
+    return "dagster run workers" if "dagster" in cmd else proc.name()
+
+
+def _archived_bytes(settings: Settings) -> int:
+    root = Path(settings.archive_uri.removeprefix("file://"))
+    return sum(f.stat().st_size for f in root.rglob("*.parquet")) if root.exists() else 0
+
+
+def _kpi_staleness(client: redis.Redis, settings: Settings) -> float | None:
+    raw = client.get(settings.redis_key("kpi:last_update"))
+    if not raw:
+        return None
+    updated = dt.datetime.fromisoformat(raw.decode())
+    return (dt.datetime.now(dt.UTC) - updated).total_seconds()
+
+
+def _runs_summary(dagster_home: Path) -> dict:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    instance = DagsterInstance.from_config(str(dagster_home))
+    try:
+        runs = instance.get_runs()
+        by_status: dict[str, int] = {}
+        for run in runs:
+            by_status[run.status.value] = by_status.get(run.status.value, 0) + 1
+        failed = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
+        return {"runs": len(runs), "by_status": by_status,
+                "failed": [{"run_id": r.run_id, "job": r.job_name} for r in failed]}
+    finally:
+        instance.dispose()
+
+
+def _ids_in_archive(settings: Settings, collection: str, id_field: str) -> list[str]:
+    import pyarrow.dataset as ds
+
+    root = Path(settings.archive_uri.removeprefix("file://")) / collection
+    if not root.exists():
+        return []
+    dataset = ds.dataset(str(root), format="parquet", partitioning="hive")
+    return dataset.to_table(columns=[id_field]).column(id_field).to_pylist()
+
+
+def loss_report(settings: Settings, generated: dict[str, int]) -> dict:
+    """Every generated id is in exactly one place: MongoDB or the archive (none lost, none duplicated)."""
+    report = {}
+    with pymongo.MongoClient(settings.mongo_uri) as client:
+        db = client[settings.mongo_db]
+        for collection, id_field in FACTS.items():
+            hot = {doc[id_field] for doc in db[collection].find({}, {id_field: 1, "_id": 0}) if id_field in doc}
+            cold_list = _ids_in_archive(settings, collection, id_field)
+            cold = set(cold_list)
+            report[collection] = {
+                "generated": generated.get(collection),
+                "in_mongodb": len(hot),
+                "in_archive": len(cold),
+                "duplicated_in_archive": len(cold_list) - len(cold),
+                "in_both": len(hot & cold),
+                "lost": None if generated.get(collection) is None else generated[collection] - len(hot | cold),
+            }
+    return report
+
+
+def run_soak(minutes: float, rate: float, threshold_mb: float, base_home: Path, sample_seconds: float = 15.0,
+             history_minutes: int = 90) -> dict:
+    home = base_home / f"soak-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+    env = _soak_env(home, rate, threshold_mb)
+    settings = Settings.from_env(env)
+    endpoints, _ = services_up(settings)
+    settings = Settings.from_env({**env, **endpoints})
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}, **env, **endpoints}
+    started = time.monotonic()
+    try:
+        from scbda_assets.generator.backfill import backfill
+
+        history = backfill(settings, minutes=history_minutes, rate=rate, end=None, seed=settings.seed, progress=False)
+        generated = dict(history.get("events", {}))
+        service_pids = {json.loads(f.read_text())["name"]: json.loads(f.read_text())["pid"]
+                        for f in settings.services_dir.glob("*.json")}
+        log = open(home / "soak-run.log", "ab")
+        run = subprocess.Popen([sys.executable, "-m", "scbda_assets.cli", "run"], env=full_env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+        samples: list[Sample] = []
+        cache = redis.Redis.from_url(settings.redis_url)
+        deadline = time.monotonic() + minutes * 60
+        try:
+            while time.monotonic() < deadline and run.poll() is None:
+                with pymongo.MongoClient(settings.mongo_uri) as client:
+                    size = client[settings.mongo_db].command("dbStats")["dataSize"]
+                samples.append(Sample(
+                    at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    kpi_staleness_s=_kpi_staleness(cache, settings),
+                    mongo_data_mb=round(size / 2**20, 1),
+                    archived_mb=round(_archived_bytes(settings) / 2**20, 1),
+                    rss_mb=_process_tree_rss(run.pid, service_pids),
+                ))
+                print(json.dumps(dataclasses.asdict(samples[-1])), flush=True)
+                time.sleep(sample_seconds)
+        finally:
+            if run.poll() is None:
+                run.send_signal(signal.SIGTERM)
+                run.wait(180)
+        runs = _runs_summary(settings.dagster_home)
+        from scbda_assets.generator.backfill import generated_by_runs
+
+        for collection, count in generated_by_runs(settings.dagster_home).items():
+            generated[collection] = generated.get(collection, 0) + count
+        stale = [s.kpi_staleness_s for s in samples[4:] if s.kpi_staleness_s is not None]
+        total_rss = [sum(s.rss_mb.values()) for s in samples]
+        return {
+            "minutes": minutes,
+            "rate_events_per_minute": rate,
+            "archive_threshold_mb": threshold_mb,
+            "state_folder": str(home),
+            "elapsed_s": round(time.monotonic() - started, 1),
+            "runs": runs,
+            "failed_runs": len(runs["failed"]),
+            "kpi_longest_staleness_s": round(max(stale), 1) if stale else None,
+            "mongo_data_mb": {"first": samples[0].mongo_data_mb, "max": max(s.mongo_data_mb for s in samples),
+                              "last": samples[-1].mongo_data_mb} if samples else None,
+            "archived_mb": samples[-1].archived_mb if samples else 0,
+            "rss_mb_peak_total": round(max(total_rss), 1) if total_rss else None,
+            "rss_mb_peak_by_process": _peak_by_process(samples),
+            "ids": loss_report(settings, generated),
+            "samples": [dataclasses.asdict(s) for s in samples],
+        }
+    finally:
+        services_down(settings)
+        if port_open(settings.dagster_port):
+            print("warning: the Dagster UI port is still open after the soak", file=sys.stderr)
+
+
+def _peak_by_process(samples: list[Sample]) -> dict[str, float]:
+    peak: dict[str, float] = {}
+    for sample in samples:
+        for name, mb in sample.rss_mb.items():
+            peak[name] = max(peak.get(name, 0.0), mb)
+    return peak
