@@ -9,12 +9,12 @@ MINUTES ?= 30
 RATE ?= 150000
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench soak services-up services-down browser clean
+.PHONY: install run test bench soak services-up services-down browser compose-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docker]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -26,12 +26,19 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
 	  || echo "chromium could not be installed: browser tests will be skipped"; }
 
+# docker-compose v1 from Debian validates docker/docker-compose.yml offline (no engine needed).
+compose-check:
+	@command -v docker-compose >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq; $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; } \
+	  || echo "docker-compose could not be installed: the compose validation test will be skipped"; }
+
 ## make run: embedded services + dagster dev (+ dashboard); Ctrl-C stops everything it started.
 run: install
 	$(BIN)/scbda run
 
 ## make test: the whole pytest suite against real mongod, redis-server and Spark.
-test: install browser
+test: install browser compose-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: benchmarks (not tests); prints a table and writes bench/report.json.

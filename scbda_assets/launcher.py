@@ -60,7 +60,7 @@ def run(settings: Settings) -> int:
         for key, value in endpoints.items():
             print(f"{key}={value}")
         children.append(_spawn(
-            [str(bin_dir / "dagster"), "dev", "-m", "scbda_assets.definitions", "-h", "127.0.0.1",
+            [str(bin_dir / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
              "-p", str(settings.dagster_port)], env))
         urls = [f"Dagster UI:  http://127.0.0.1:{settings.dagster_port}"]
         if DASHBOARD_APP.exists():

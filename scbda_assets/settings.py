@@ -96,7 +96,7 @@ def _uri(schemes: tuple[str, ...], form: str) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         parsed = urlparse(raw)
         if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
-            raise ConfigError(f"{name}={raw!r} is not a valid URI: expected {form}")
+            raise ConfigError(f"{name}={redact(raw)!r} is not a valid URI: expected {form}")
         if parsed.scheme in ("mongodb", "mongodb+srv"):
             from pymongo.uri_parser import parse_uri
 

@@ -27,6 +27,17 @@ def _wait(predicate, timeout: float, step: float = 0.5) -> bool:
     return False
 
 
+def _job_names(port: int) -> set[str]:
+    query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        data = json.loads(urllib.request.urlopen(request, timeout=10).read())["data"]["repositoriesOrError"]
+    except (OSError, KeyError, ValueError):
+        return set()
+    return {job["name"] for node in data.get("nodes", []) for job in node["jobs"]}
+
+
 def _ignore_signals():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -48,6 +59,8 @@ def test_run_starts_everything_and_a_signal_stops_it_all(tmp_path):
         assert port_open(ports["MONGO"]) and port_open(ports["REDIS"]) and port_open(ports["SPARK"])
         info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ports['DAGSTER']}/server_info").read())
         assert "dagster_webserver_version" in info
+        # The code location really loaded (an open port alone would hide a load error).
+        assert _wait(lambda: "kpi_job" in _job_names(ports["DAGSTER"]), 180), _job_names(ports["DAGSTER"])
         # A persistent DAGSTER_HOME under SCBDA_HOME, with the run queue of the embedded instance.
         assert "dequeue_interval_seconds: 1" in (Path(env["SCBDA_HOME"]) / "dagster" / "dagster.yaml").read_text()
         started = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
