@@ -8,6 +8,7 @@ import dagster as dg
 # Domain modules, not their `defs` names: one Definitions object at module level keeps Dagster's loader unambiguous.
 from scbda_assets.archive import definitions as archive
 from scbda_assets.generator import definitions as generator
+from scbda_assets.history import definitions as history
 from scbda_assets.kpis import definitions as kpis
 from scbda_assets.quality import definitions as quality
 from scbda_assets.resources import build_resources
@@ -18,6 +19,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         generator.defs,
         archive.defs,
+        history.defs,
         kpis.defs,
         quality.defs,
         # In-process execution: ~1.3 s run overhead instead of ~5.5 s for a one-step minute run.

@@ -20,8 +20,8 @@ ASSETS_BY_GROUP = {
     },
     "history": {"regional_daily_history"},
 }
-JOBS = {"generator_job", "kpi_job", "archive_job", "history_job"}
-SCHEDULES = {"generator_schedule", "kpi_schedule", "history_schedule"}
+JOBS = {"generator_job", "kpi_job", "archive_job", "history_job", "quality_job"}
+SCHEDULES = {"generator_schedule", "kpi_schedule", "history_schedule", "quality_schedule"}
 SENSORS = {"archive_size_sensor"}
 
 

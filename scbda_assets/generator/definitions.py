@@ -1,5 +1,8 @@
-"""generator domain wiring (filled in by its issue)."""
+"""generator domain wiring: reference dimensions, the hot-store multi-asset, generator_job and its schedule."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from scbda_assets.generator.assets import REFERENCE_ASSETS, hot_store
+from scbda_assets.generator.schedule import generator_job, generator_schedule
+
+defs = dg.Definitions(assets=[*REFERENCE_ASSETS, hot_store], jobs=[generator_job], schedules=[generator_schedule])

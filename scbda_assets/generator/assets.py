@@ -1,0 +1,114 @@
+"""Dagster assets of the generator: the four reference dimensions and the hot-store multi-asset (thin wiring).
+
+Lineage: regions_dim, dcs_dim, skus_dim, suppliers_dim → orders_fact, shipments_fact, inventory_fact,
+inventory_state. The dimensions are written from the calibration of the configured rate (dcs_dim capacities must
+match the simulated stock, see docs/calibration.md); the generator job includes them, and the schedule selects them
+whenever they are missing or differ from the configuration.
+"""
+
+
+import datetime as dt
+import time
+
+import dagster as dg
+import pandas as pd
+
+from scbda_assets.domain.calibration import DIMENSION_KEYS, dimension_documents
+from scbda_assets.generator import store
+from scbda_assets.generator.stream import advance
+from scbda_assets.resources import MongoResource, SettingsResource
+
+REFERENCE_GROUP = "reference"
+HOT_STORE_GROUP = "hot_store"
+DIMENSION_NAMES = tuple(DIMENSION_KEYS)
+FACT_NAMES = ("orders_fact", "shipments_fact", "inventory_fact", "inventory_state")
+SCHEDULED_TIME_TAG = "dagster/scheduled_execution_time"
+
+
+def _preview(docs: list[dict]) -> dg.MetadataValue:
+    frame = pd.DataFrame([{k: v for k, v in doc.items() if k != "_id"} for doc in docs[:5]])
+    return dg.MetadataValue.md(frame.to_markdown(index=False) if not frame.empty else "_no rows_")
+
+
+def _dimension_asset(name: str) -> dg.AssetsDefinition:
+    key_field = DIMENSION_KEYS[name]
+
+    @dg.asset(
+        name=name,
+        group_name=REFERENCE_GROUP,
+        kinds={"mongodb"},
+        description=f"Reference dimension `{name}` (SPEC §5), upserted by `{key_field}`; calibrated for the rate.",
+    )
+    def _dimension(context: dg.AssetExecutionContext, mongo: MongoResource, settings: SettingsResource):
+        started = time.perf_counter()
+        config = settings.get()
+        docs = dimension_documents(name, config.events_per_minute)
+        counts = store.upsert_dimension(mongo.database(), name, docs, key_field)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(docs),
+                **counts,
+                "events_per_minute": config.events_per_minute,
+                "written_at": dg.MetadataValue.timestamp(dt.datetime.now(dt.UTC)),
+                "duration_s": round(time.perf_counter() - started, 3),
+                "preview": _preview(docs),
+            }
+        )
+
+    return _dimension
+
+
+REFERENCE_ASSETS = [_dimension_asset(name) for name in DIMENSION_NAMES]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(name, group_name=HOT_STORE_GROUP, kinds={"mongodb"}, deps=list(DIMENSION_NAMES),
+                     description=description)
+        for name, description in (
+            ("orders_fact", "Customer orders (SPEC §6), one document per order, event time `order_ts`."),
+            ("shipments_fact", "Supplier shipments: created in transit, updated when received (`shipment_ts`)."),
+            ("inventory_fact", "Inventory snapshots of every (sku, dc) each minute (`inventory_ts`)."),
+            ("inventory_state", "Current stock per (sku, dc) after the last simulated minute."),
+        )
+    ],
+    can_subset=False,
+    description="The generator: simulates the next minutes of the chain (up to the tick, catching up after "
+    "downtime, at most SCBDA_CATCHUP_MAX_MINUTES per run) and writes them to MongoDB.",
+)
+def hot_store(context: dg.AssetExecutionContext, mongo: MongoResource, settings: SettingsResource):
+    config = settings.get()
+    tick = context.run.tags.get(SCHEDULED_TIME_TAG)
+    end = dt.datetime.fromisoformat(tick) if tick else dt.datetime.now(dt.UTC)
+    db = mongo.database()
+    result = advance(
+        db, config, end=end, start_if_new=end - dt.timedelta(minutes=1), max_minutes=config.catchup_max_minutes
+    )
+    context.log.info(
+        f"generator: {result.minutes} minute(s) {result.start:%Y-%m-%d %H:%M} → {result.end:%H:%M} UTC, "
+        f"{result.events} documents in {result.seconds:.2f}s"
+    )
+    totals = store.collection_counts(db)
+    window = {
+        "window_start": dg.MetadataValue.timestamp(result.start),
+        "window_end": dg.MetadataValue.timestamp(result.end),
+        "minutes": result.minutes,
+        "duration_s": round(result.seconds, 3),
+    }
+    for name in store.FACTS:
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata={
+                "dagster/row_count": result.written[name],
+                "collection_documents": totals[name],
+                **window,
+                **({"receipts_applied": result.received} if name == "shipments_fact" else {}),
+                **({"late_events_pending": result.late_pending} if name != "inventory_fact" else {}),
+                "preview": _preview(result.preview.get(name, [])),
+            },
+        )
+    states = list(db.inventory_state.find({}, {"_id": 0}).sort([("sku_id", 1), ("dc_id", 1)]).limit(5))
+    yield dg.MaterializeResult(
+        asset_key="inventory_state",
+        metadata={"dagster/row_count": totals["inventory_state"], **window, "preview": _preview(states)},
+    )

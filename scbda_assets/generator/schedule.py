@@ -1,0 +1,52 @@
+"""The live stream: a minute schedule that materializes the next minute(s) of events (thin wiring).
+
+Each tick requests one run of ``generator_job`` (run key = the tick, so a tick never runs twice). The run writes
+every whole minute from the stored clock up to the tick, at most ``SCBDA_CATCHUP_MAX_MINUTES`` (after downtime the
+stream catches up over a few ticks, without gaps or overlaps). The reference dimensions are part of the run when
+the dims collections are missing or differ from the configuration (fresh `dagster dev`, changed rate), or when
+MongoDB cannot be checked (the run then reports the service error).
+"""
+
+
+import dagster as dg
+
+from scbda_assets.domain.calibration import expected_dimensions
+from scbda_assets.generator import store
+from scbda_assets.generator.assets import DIMENSION_NAMES, FACT_NAMES
+from scbda_assets.resources import MongoResource, SettingsResource
+
+STAGE_TAG = {"scbda/stage": "generator"}
+
+generator_job = dg.define_asset_job(
+    "generator_job",
+    selection=dg.AssetSelection.assets(*DIMENSION_NAMES, *FACT_NAMES),
+    tags=STAGE_TAG,
+    description="Reference dimensions (upsert) and the next minutes of events.",
+)
+
+
+def run_selection(mongo: MongoResource, settings: SettingsResource) -> list[dg.AssetKey]:
+    """The assets one tick materializes: the facts, plus the dimensions when they are not current."""
+    facts = [dg.AssetKey(name) for name in FACT_NAMES]
+    try:
+        current = store.dimensions_current(mongo.database(), expected_dimensions(settings.get().events_per_minute))
+    except Exception:  # unreachable or misconfigured: let the run include everything and fail with one clear line
+        current = False
+    return facts if current else [dg.AssetKey(name) for name in DIMENSION_NAMES] + facts
+
+
+@dg.schedule(
+    name="generator_schedule",
+    cron_schedule="* * * * *",
+    job=generator_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC",
+    description="Every minute: the next minute of events (live stream), catching up after downtime.",
+)
+def generator_schedule(context: dg.ScheduleEvaluationContext, mongo: MongoResource, settings: SettingsResource):
+    tick = context.scheduled_execution_time
+    return dg.RunRequest(
+        run_key=tick.isoformat(),
+        tags=STAGE_TAG,
+        asset_selection=run_selection(mongo, settings),
+    )

@@ -1,0 +1,176 @@
+"""Advance the event stream: simulate whole minutes from the stored clock and write them (live and backfill).
+
+The live schedule and `scbda generate` both call :func:`advance`; only the window differs. Each minute's RNG is
+derived from (seed, minute), so a retried minute reproduces the same events and ids. Minutes are written in
+batches (about ``BATCH_EVENTS`` events, at least one minute); each batch is applied by one guarded state update
+(see :mod:`scbda_assets.generator.store`), so the stream has no gaps and no overlaps whatever fails when.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable
+
+import numpy as np
+from pymongo.database import Database
+
+from scbda_assets.domain import demand, simulation
+from scbda_assets.domain.calibration import calibrate
+from scbda_assets.generator import documents, store
+from scbda_assets.settings import Settings
+
+MINUTE = np.timedelta64(1, "m")
+BATCH_EVENTS = 30_000
+SNAPSHOT_EVERY_MINUTES = 1  # inventory snapshot cadence: minutes whose index since the epoch is a multiple
+
+
+class ClockMoved(RuntimeError):
+    """Another writer advanced the stream first; this batch's stock changes were not applied (its facts, if any,
+    were the same documents and were ignored as duplicates)."""
+
+
+@dataclasses.dataclass
+class Progress:
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    minutes: int = 0
+    written: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(store.FACTS, 0))
+    generated: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(store.FACTS, 0))
+    received: int = 0
+    late_pending: int = 0
+    skipped_minutes: int = 0
+    seconds: float = 0.0
+    preview: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return sum(self.written.values())
+
+
+def floor_minute(value: dt.datetime) -> dt.datetime:
+    value = value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return value.replace(second=0, microsecond=0)
+
+
+def minute_rng(seed: int, minute_start: np.datetime64) -> np.random.Generator:
+    """The RNG of one simulated minute: a pure function of (seed, minute)."""
+    minute = int(minute_start.astype("datetime64[m]").astype(np.int64))
+    return np.random.default_rng([seed, minute])
+
+
+def advance(
+    db: Database,
+    settings: Settings,
+    *,
+    end: dt.datetime,
+    start_if_new: dt.datetime,
+    max_minutes: int | None = None,
+    rate: float | None = None,
+    seed: int | None = None,
+    jump_to: dt.datetime | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    snapshot_every_minutes: int = SNAPSHOT_EVERY_MINUTES,
+) -> Progress:
+    """Write every whole minute from the stored clock up to ``end`` (at most ``max_minutes``).
+
+    A database without state starts at ``start_if_new`` (initial stock from the calibration). ``jump_to`` moves an
+    older clock forward without events (backfill of a window that starts after the stored clock). ``on_batch``
+    is called with (minutes, events) after each applied batch (progress bars). Snapshots are written for minutes
+    on the ``snapshot_every_minutes`` cadence (the balance holds between consecutive snapshots either way).
+    """
+    started = time.perf_counter()
+    rate = float(rate if rate is not None else settings.events_per_minute)
+    seed = int(seed if seed is not None else settings.seed)
+    calibration = calibrate(rate)
+    ramadan = demand.ramadan_ranges(settings.ramadan)
+    store.ensure_indexes(db)
+    progress = Progress()
+
+    state = store.load_state(db)
+    stored_as_of = None if state is None else state.as_of
+    if state is None:
+        begin = simulation.to_datetime64(floor_minute(start_if_new))
+        state = simulation.initial_state(begin, calibration, np.random.default_rng([seed, 0]))
+    target = simulation.to_datetime64(floor_minute(end))
+    if jump_to is not None and state.as_of < simulation.to_datetime64(floor_minute(jump_to)):
+        jumped = simulation.to_datetime64(floor_minute(jump_to))
+        progress.skipped_minutes = int((jumped - state.as_of) / MINUTE)
+        state = dataclasses.replace(state, as_of=jumped)
+    if max_minutes is not None:
+        target = min(target, state.as_of + max_minutes * MINUTE)
+    progress.start = store.to_datetime(state.as_of)
+    batch_minutes = int(max(1, min(60, BATCH_EVENTS // max(rate, 1.0))))
+
+    while state.as_of < target:
+        batch_end = min(target, state.as_of + batch_minutes * MINUTE)
+        state, stored_as_of = _write_batch(
+            db, state, stored_as_of, batch_end, calibration, seed, settings, ramadan, progress, rate,
+            snapshot_every_minutes,
+        )
+        if on_batch is not None:
+            on_batch(progress.minutes, progress.events)
+    # Rewrite the per-pair projection even when there was nothing to do (repairs a crash after the state update).
+    if stored_as_of is not None:
+        current = store.load_state(db)
+        store.write_inventory_state(
+            db, current, calibration.policy(demand.season_multiplier(demand.local_date(current.as_of), ramadan))
+        )
+    progress.end = store.to_datetime(state.as_of)
+    progress.seconds = time.perf_counter() - started
+    return progress
+
+
+def _write_batch(db, state, stored_as_of, batch_end, calibration, seed, settings, ramadan, progress, rate, cadence):
+    batch_start = state.as_of
+    end_dt = store.to_datetime(batch_end)
+    end_naive = end_dt.replace(tzinfo=None)  # documents carry naive UTC datetimes
+    ingested_at = dt.datetime.now(dt.UTC)
+    facts: dict[str, list[dict]] = {name: [] for name in store.FACTS}
+    pending: list[tuple[str, str, dt.datetime, dict]] = []
+    received: list[tuple[str, dt.datetime]] = []
+    minutes = 0
+    while state.as_of < batch_end:
+        state, events = simulation.step(
+            state, state.as_of + MINUTE, calibration, minute_rng(seed, state.as_of),
+            late_fraction=settings.late_event_fraction, ramadan=ramadan,
+        )
+        minutes += 1
+        for name, key, (docs, releases) in (
+            ("orders_fact", "order_id", documents.order_documents(events, ingested_at)),
+            ("shipments_fact", "shipment_id", documents.shipment_documents(events, ingested_at)),
+        ):
+            progress.generated[name] += len(docs)
+            for doc, release in zip(docs, releases):
+                if release >= end_naive:
+                    pending.append((name, doc[key], release, doc))
+                else:
+                    facts[name].append(doc)
+        if int(events.start.astype("datetime64[m]").astype(np.int64)) % cadence == 0:
+            snapshots = documents.snapshot_documents(events, ingested_at)
+            progress.generated["inventory_fact"] += len(snapshots)
+            facts["inventory_fact"].extend(snapshots)
+        received.extend(documents.receipts(events))
+
+    for name, docs in store.due_pending(db, end_dt).items():
+        for doc in docs:
+            doc["ingested_at"] = ingested_at
+        facts[name].extend(docs)
+    for name, docs in facts.items():
+        progress.written[name] += store.insert_ignoring_duplicates(db[name], docs)
+        if docs and name not in progress.preview:
+            progress.preview[name] = docs[:5]
+    progress.received += store.apply_receipts(db, received)
+    store.store_pending(db, pending)
+    progress.late_pending = len(pending)
+
+    info = {"rate": rate, "seed": seed, "written_at": ingested_at}
+    if not store.save_state(db, state, stored_as_of, info):
+        raise ClockMoved(
+            f"the generator clock moved while writing {store.to_datetime(batch_start).isoformat()} to "
+            f"{end_dt.isoformat()}: another run is writing the stream; nothing was applied twice"
+        )
+    store.drop_released(db, end_dt)
+    progress.minutes += minutes
+    return state, state.as_of
