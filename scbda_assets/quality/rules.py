@@ -76,6 +76,12 @@ def _unknown(field: str, ids: list[str]) -> dict:
     return {field: {"$type": "string", "$nin": ids}}
 
 
+def _numeric_expr(fields: tuple[str, ...], comparison: dict) -> dict:
+    # Arithmetic only on numbers: a malformed document is the schema check's to report, never a crashed query.
+    # (Aggregation $and short-circuits, so the comparison never sees a string.)
+    return {"$expr": {"$and": [*({"$isNumber": f"${field}"} for field in fields), comparison]}}
+
+
 _SKU_IDS = [s.sku_id for s in SKUS]
 _DC_IDS = [d.dc_id for d in DCS]
 _REGION_IDS = [r.region_id for r in REGIONS]
@@ -84,9 +90,10 @@ _SUPPLIER_IDS = [s.supplier_id for s in SUPPLIERS]
 BUSINESS_RULES: dict[str, tuple[Rule, ...]] = {
     "orders_fact": (
         Rule("fulfilled_le_requested", "fulfilled_qty <= requested_qty",
-             {"$expr": {"$gt": ["$fulfilled_qty", "$requested_qty"]}}),
+             _numeric_expr(("fulfilled_qty", "requested_qty"), {"$gt": ["$fulfilled_qty", "$requested_qty"]})),
         Rule("lost_is_shortfall", "lost_qty = requested_qty - fulfilled_qty",
-             {"$expr": {"$ne": ["$lost_qty", {"$subtract": ["$requested_qty", "$fulfilled_qty"]}]}}),
+             _numeric_expr(("lost_qty", "requested_qty", "fulfilled_qty"),
+                           {"$ne": ["$lost_qty", {"$subtract": ["$requested_qty", "$fulfilled_qty"]}]})),
         Rule("known_sku", "sku_id exists in skus_dim", _unknown("sku_id", _SKU_IDS)),
         Rule("known_dc", "dc_id exists in dcs_dim", _unknown("dc_id", _DC_IDS)),
         Rule("known_region", "region_id exists in regions_dim", _unknown("region_id", _REGION_IDS)),

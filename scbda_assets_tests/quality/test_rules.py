@@ -67,3 +67,11 @@ def test_business_rules_each_catch_their_case(mongo_db):
 def test_quality_score():
     assert quality_score(0, 0) == 1.0
     assert quality_score(200, 3) == pytest.approx(0.985)
+
+
+def test_rules_never_fail_on_malformed_documents(mongo_db):
+    mongo_db.orders_fact.insert_many([order(0), order(1, requested_qty="5"), order(2, fulfilled_qty=None),
+                                      order(3, lost_qty=DROP)])
+    for rule in BUSINESS_RULES["orders_fact"]:
+        mongo_db.orders_fact.count_documents(rule.violation)  # raises if MongoDB cannot evaluate the rule
+    assert mongo_db.orders_fact.count_documents(any_violation("orders_fact")) == 3  # all three, via the schema
