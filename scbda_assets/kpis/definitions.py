@@ -1,5 +1,8 @@
-"""kpis domain wiring (filled in by its issue)."""
+"""kpis domain wiring: the KPI multi-asset, its job and its minute schedule (resources come from the top level)."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from scbda_assets.kpis.assets import kpis
+from scbda_assets.kpis.schedule import kpi_job, kpi_schedule
+
+defs = dg.Definitions(assets=[kpis], jobs=[kpi_job], schedules=[kpi_schedule])

@@ -1,0 +1,110 @@
+"""The five KPI assets: one subsettable multi-asset over one Spark session (thin wiring over ``refresh.py``)."""
+
+import dagster as dg
+from dagster_pyspark import LazyPySparkResource
+from pydantic import Field
+
+from scbda_assets.kpis.compute import HEADLINE_OF, KPI_NAMES, KPIS, alert_count
+from scbda_assets.kpis.refresh import RefreshOutcome, open_spark, parse_as_of, run_refresh
+from scbda_assets.resources import MongoResource, RedisResource, SettingsResource
+
+ASSET_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(f"kpi_{name}") for name in KPI_NAMES}
+OP_NAME = "kpis"
+PREVIEW_ROWS = 10
+
+_DESCRIPTIONS = {
+    "inventory_level": "Per (SKU, DC) with a snapshot in the window: latest on-hand, window average, safety stock.",
+    "stockout_risk": "Per (SKU, DC): latest on-hand over requested demand per day; critical < 2 days, warning < 7.",
+    "supplier_performance": "Per supplier (all): shipments created and received, planned vs actual lead time, on-time.",
+    "dc_utilization": "Per DC (all): volume of the latest stock over capacity; high > 0.85, critical >= 0.90.",
+    "regional_fulfillment": "Per region (all, by the DC's region): orders, units, fill rate, revenue, lost revenue.",
+}
+
+
+class KpiRunConfig(dg.Config):
+    as_of: str | None = Field(
+        default=None,
+        description="As-of time T, ISO 8601 (no offset = UTC). Default: now. The schedule passes its tick.",
+    )
+
+
+@dg.multi_asset(
+    name=OP_NAME,
+    specs=[
+        dg.AssetSpec(
+            ASSET_KEYS[name],
+            group_name="kpis",
+            deps=[dg.AssetKey(collection) for collection in KPIS[name].collections],
+            description=f"{_DESCRIPTIONS[name]} Window {KPIS[name].window_minutes} min; Redis key kpi:{name}.",
+            kinds={"spark", "redis"},
+            skippable=True,
+        )
+        for name in KPI_NAMES
+    ],
+    can_subset=True,
+)
+def kpis(
+    context: dg.AssetExecutionContext,
+    config: KpiRunConfig,
+    mongo: MongoResource,
+    redis: RedisResource,
+    pyspark: LazyPySparkResource,
+    settings: SettingsResource,
+):
+    """Compute the selected KPIs in one Spark session and write them to Redis in one transaction."""
+    names = tuple(name for name in KPI_NAMES if ASSET_KEYS[name] in context.selected_asset_keys)
+    as_of = parse_as_of(config.as_of)
+    spark = open_spark(pyspark.spark_config, lambda: pyspark.spark_session)
+    outcome = run_refresh(
+        db=mongo.database(),
+        spark=spark,
+        redis_client=redis.client(),
+        as_of=as_of,
+        ttl_seconds=settings.get().kpi_ttl_seconds,
+        names=names,
+        key=redis.key,
+    )
+    context.log.info(f"KPIs {', '.join(names)} as of {as_of.isoformat()} in {outcome.seconds:.2f} s")
+    for name in names:
+        yield dg.MaterializeResult(asset_key=ASSET_KEYS[name], metadata=materialization_metadata(name, outcome))
+
+
+def materialization_metadata(name: str, outcome: RefreshOutcome) -> dict:
+    result = outcome.run.results[name]
+    metadata = {
+        "dagster/row_count": dg.MetadataValue.int(len(result.rows)),
+        "as_of": dg.MetadataValue.timestamp(result.as_of),
+        "window_minutes": dg.MetadataValue.int(result.window_minutes),
+        "compute_seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
+        "mongo_seconds": dg.MetadataValue.float(round(outcome.run.mongo_seconds, 3)),
+        "spark_seconds": dg.MetadataValue.float(round(outcome.run.spark_seconds, 3)),
+        "redis_key": dg.MetadataValue.text(f"kpi:{name}"),
+        "preview": dg.MetadataValue.md(markdown_table(result.rows[:PREVIEW_ROWS], total=len(result.rows))),
+    }
+    if name == "stockout_risk":
+        metadata["alert_count"] = dg.MetadataValue.int(alert_count(result.rows))
+    headline = HEADLINE_OF[name]
+    value = outcome.headline.get(headline)
+    if value is not None:  # a null headline (no denominator) is left out rather than plotted as 0
+        metadata[headline] = dg.MetadataValue.float(float(value))
+    return metadata
+
+
+def markdown_table(rows: list[dict], *, total: int) -> str:
+    if not rows:
+        return "_no rows in the window_"
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row[column]) for column in columns) + " |")
+    if total > len(rows):
+        lines.append(f"\n_{len(rows)} of {total} rows_")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value).replace("|", "\\|")
