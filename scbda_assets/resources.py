@@ -116,6 +116,7 @@ def spark_config(settings: Settings) -> dict[str, str]:
     if remote != "local":
         return {"spark.remote": remote}
     os.environ.setdefault("JAVA_HOME", java_home())
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # bind the in-process driver to loopback only
     return {"spark.master": "local[2]", "spark.app.name": "scbda", **SPARK_CONF}
 
 

@@ -150,8 +150,10 @@ def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None) ->
     resources = build_resources(settings)
     mongo, cache, pyspark = resources["mongo"], resources["redis"], resources["pyspark"]
     try:
+        # The stores first: a ping costs milliseconds, a Spark session seconds (and a local JVM).
+        db, redis_client = mongo.database(), cache.client()
         spark = open_spark(pyspark.spark_config, lambda: pyspark.spark_session)
-        outcome = run_refresh(db=mongo.database(), spark=spark, redis_client=cache.client(), as_of=moment,
+        outcome = run_refresh(db=db, spark=spark, redis_client=redis_client, as_of=moment,
                               ttl_seconds=settings.kpi_ttl_seconds, key=cache.key)
     finally:
         mongo.teardown_after_execution(None)
