@@ -46,6 +46,7 @@ def run(settings: Settings) -> int:
 
     endpoints, started_services = services_up(settings)
     env = {**os.environ, **endpoints, "DAGSTER_HOME": str(prepare_dagster_home(settings))}
+    env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # see scbda_assets/__init__.py
     bin_dir = Path(sys.executable).parent
     children: list[subprocess.Popen] = []
     stopping = False

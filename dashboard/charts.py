@@ -1,0 +1,130 @@
+"""Altair (Vega-Lite) charts of the dashboard. Everything renders in the browser from the page's own data: no map
+tiles, no remote fonts or data. Text from Redis is drawn as SVG/canvas text, never interpreted as HTML."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from dashboard.data import UTILIZATION_CRITICAL, UTILIZATION_HIGH
+from dashboard.geography import outline_geojson
+
+STATUS_COLORS = alt.Scale(domain=["ok", "high", "critical"], range=["#2e7d32", "#f9a825", "#c62828"])
+SEVERITY_COLORS = {"critical": "#ffcdd2", "warning": "#ffe0b2", "ok": "#c8e6c9"}
+# SI prefixes, but billions as "B" (Vega's "~s" says "G")
+PKR_AXIS = alt.Axis(labelExpr="replace(format(datum.value, '~s'), 'G', 'B')")
+HISTORY_TITLES = {
+    "total_on_hand": ("Total on-hand units", ",.0f"),
+    "stockout_alerts": ("Stockout alerts", ",.0f"),
+    "avg_utilization": ("Average DC utilization", ".1%"),
+    "fill_rate": ("Fill rate", ".1%"),
+    "revenue": ("Revenue in window (PKR)", ",.0f"),
+    "avg_on_time_rate": ("Supplier on-time rate", ".1%"),
+    "avg_actual_lead_time_days": ("Actual lead time (days)", ".2f"),
+}
+
+
+def inventory_by_dc_category(frame: pd.DataFrame) -> alt.Chart:
+    data = frame.groupby(["dc_name", "category"], as_index=False)["on_hand_qty"].sum()
+    return alt.Chart(data).mark_bar().encode(
+        y=alt.Y("dc_name:N", title=None, sort="-x", axis=alt.Axis(labelLimit=220)),
+        x=alt.X("sum(on_hand_qty):Q", title="On-hand units"),
+        color=alt.Color("category:N", title="Category"),
+        tooltip=[alt.Tooltip("dc_name:N", title="DC"), alt.Tooltip("category:N", title="Category"),
+                 alt.Tooltip("on_hand_qty:Q", title="On hand", format=",.0f")],
+    ).properties(height=300)
+
+
+def supplier_lead_times(frame: pd.DataFrame) -> alt.Chart:
+    data = frame.melt(id_vars=["supplier_name", "on_time_rate", "shipments_received", "shipments_created"],
+                      value_vars=["avg_planned_lead_time_days", "avg_actual_lead_time_days"],
+                      var_name="kind", value_name="days")
+    data["kind"] = data["kind"].map({"avg_planned_lead_time_days": "planned", "avg_actual_lead_time_days": "actual"})
+    return alt.Chart(data.dropna(subset=["days"])).mark_bar().encode(
+        y=alt.Y("supplier_name:N", title=None, axis=alt.Axis(labelLimit=220)),
+        yOffset=alt.YOffset("kind:N", sort=["planned", "actual"]),
+        x=alt.X("days:Q", title="Lead time (days)"),
+        color=alt.Color("kind:N", title="Lead time", sort=["planned", "actual"],
+                        scale=alt.Scale(domain=["planned", "actual"], range=["#90caf9", "#1565c0"])),
+        tooltip=[alt.Tooltip("supplier_name:N", title="Supplier"), alt.Tooltip("kind:N", title="Lead time"),
+                 alt.Tooltip("days:Q", format=".2f", title="Days"),
+                 alt.Tooltip("on_time_rate:Q", format=".1%", title="On-time rate"),
+                 alt.Tooltip("shipments_created:Q", title="Shipments created"),
+                 alt.Tooltip("shipments_received:Q", title="Shipments received")],
+    ).properties(height=300)
+
+
+def dc_utilization(frame: pd.DataFrame) -> alt.LayerChart:
+    top = max(1.0, float(frame["utilization"].max() or 0) + 0.05)
+    bars = alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("dc_name:N", title=None, sort="-x", axis=alt.Axis(labelLimit=220)),
+        x=alt.X("utilization:Q", title="Utilization", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, top])),
+        color=alt.Color("status:N", title="Status", scale=STATUS_COLORS),
+        tooltip=[alt.Tooltip("dc_name:N", title="DC"), alt.Tooltip("utilization:Q", format=".1%"),
+                 alt.Tooltip("volume_m3:Q", format=",.0f", title="Volume m³"),
+                 alt.Tooltip("capacity_m3:Q", format=",.0f", title="Capacity m³"), alt.Tooltip("status:N")],
+    )
+    labels = [f"high > {UTILIZATION_HIGH:.0%}", f"critical ≥ {UTILIZATION_CRITICAL:.0%}"]
+    thresholds = pd.DataFrame({"value": [UTILIZATION_HIGH, UTILIZATION_CRITICAL], "label": labels})
+    rules = alt.Chart(thresholds).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
+        x="value:Q", color=alt.Color("label:N", title="Threshold",
+                                     scale=alt.Scale(domain=labels, range=["#f9a825", "#c62828"])))
+    return alt.layer(bars, rules).resolve_scale(color="independent").properties(height=300)
+
+
+def dc_map(frame: pd.DataFrame) -> alt.LayerChart:
+    outline = alt.Chart(alt.Data(values=[outline_geojson()])).mark_geoshape(
+        fill="#eef2f6", stroke="#90a4ae", strokeWidth=1)
+    points = alt.Chart(frame).mark_circle(opacity=0.85, stroke="white", strokeWidth=1).encode(
+        longitude="longitude:Q", latitude="latitude:Q",
+        size=alt.Size("capacity_m3:Q", title="Capacity m³", scale=alt.Scale(range=[150, 900])),
+        color=alt.Color("status:N", title="Status", scale=STATUS_COLORS),
+        tooltip=[alt.Tooltip("dc_name:N", title="DC"), alt.Tooltip("city:N"), alt.Tooltip("region_id:N"),
+                 alt.Tooltip("utilization:Q", format=".1%"), alt.Tooltip("capacity_m3:Q", format=",.0f")],
+    )
+    labels = alt.Chart(frame).mark_text(align="left", dx=12, fontSize=12).encode(
+        longitude="longitude:Q", latitude="latitude:Q", text="city:N")
+    return alt.layer(outline, points, labels).project(type="mercator").properties(height=420)
+
+
+def regional_revenue(frame: pd.DataFrame) -> alt.Chart:
+    return alt.Chart(frame).mark_bar(color="#1565c0").encode(
+        y=alt.Y("region_name:N", title=None, sort="-x"),
+        x=alt.X("revenue:Q", title="Revenue (PKR)", axis=PKR_AXIS),
+        tooltip=[alt.Tooltip("region_name:N", title="Region"),
+                 alt.Tooltip("revenue:Q", format=",.0f", title="Revenue (PKR)"),
+                 alt.Tooltip("lost_revenue:Q", format=",.0f", title="Lost revenue (PKR)"),
+                 alt.Tooltip("orders:Q", format=",.0f"), alt.Tooltip("avg_order_value:Q", format=",.0f",
+                                                                      title="Avg order (PKR)")],
+    ).properties(height=220)
+
+
+def regional_fill_rate(frame: pd.DataFrame) -> alt.Chart:
+    return alt.Chart(frame).mark_bar(color="#2e7d32").encode(
+        y=alt.Y("region_name:N", title=None, sort="-x"),
+        x=alt.X("fill_rate:Q", title="Fill rate", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        tooltip=[alt.Tooltip("region_name:N", title="Region"), alt.Tooltip("fill_rate:Q", format=".2%"),
+                 alt.Tooltip("units_requested:Q", format=",.0f"), alt.Tooltip("units_fulfilled:Q", format=",.0f")],
+    ).properties(height=220)
+
+
+def kpi_trend(history: pd.DataFrame, field: str) -> alt.Chart:
+    title, number_format = HISTORY_TITLES[field]
+    axis = alt.Axis(format="%") if number_format.endswith("%") else PKR_AXIS
+    return alt.Chart(history[["as_of", field]].dropna()).mark_line(point=len(history) < 30).encode(
+        x=alt.X("as_of:T", title=None),
+        y=alt.Y(f"{field}:Q", title=None, axis=axis, scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("as_of:T", format="%Y-%m-%d %H:%M", title="as of (UTC)"),
+                 alt.Tooltip(f"{field}:Q", format=number_format, title=title)],
+    ).properties(title=title, height=170)
+
+
+def regional_daily(frame: pd.DataFrame, field: str, title: str, number_format: str) -> alt.Chart:
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")),
+        y=alt.Y(f"{field}:Q", title=title, axis=alt.Axis(format="%") if number_format.endswith("%") else PKR_AXIS,
+                scale=alt.Scale(zero=False)),
+        color=alt.Color("region_name:N", title="Region"),
+        tooltip=[alt.Tooltip("date:T", format="%Y-%m-%d"), alt.Tooltip("region_name:N", title="Region"),
+                 alt.Tooltip(f"{field}:Q", format=number_format, title=title)],
+    ).properties(height=260)
