@@ -20,8 +20,18 @@ from pymongo.database import Database
 from scbda_assets.settings import Settings, redact
 
 
-class ServiceUnavailable(RuntimeError):
-    """A configured service cannot be reached. ``str(error)`` is the one line shown to the user."""
+class ServiceUnavailable(dg.Failure):
+    """A configured service cannot be reached. ``str(error)`` is the one line shown to the user.
+
+    A ``dg.Failure``, so a Dagster run fails with this message as its description (the next tick retries),
+    not with a driver traceback.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(description=message, allow_retries=True)
+
+    def __reduce__(self):  # picklable with its one argument (Dagster serializes failures across processes)
+        return (type(self), (self.description,))
 
 
 def _embedded_endpoint(home: str, variable: str) -> str:

@@ -1,0 +1,73 @@
+"""Archive paths (SPEC §8), identical on ``file://`` and ``hdfs://``; all relative to the archive root.
+
+    <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-NNNNN.snappy.parquet
+    <root>/_manifests/<batch_id>.json
+    <root>/_staging/<batch_id>/<collection>/...     Spark's own output before it is published (never read)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+MANIFEST_DIR = "_manifests"
+STAGING_DIR = "_staging"
+HOUR = dt.timedelta(hours=1)
+_BATCH_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
+
+
+def floor_hour(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hours_between(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """Whole UTC hours h with start <= h < end (start floored to its hour)."""
+    hours, hour = [], floor_hour(start)
+    while hour < end:
+        hours.append(hour)
+        hour += HOUR
+    return hours
+
+
+def partition_dir(hour: dt.datetime) -> str:
+    hour = hour.astimezone(dt.UTC)
+    return f"event_date={hour:%Y-%m-%d}/hour={hour:%H}"
+
+
+def hour_dir(collection: str, hour: dt.datetime) -> str:
+    return f"{collection}/{partition_dir(hour)}"
+
+
+def part_prefix(batch_id: str) -> str:
+    return f"part-{batch_id}-"
+
+
+def part_file(collection: str, partition: str, batch_id: str, seq: int) -> str:
+    return f"{collection}/{partition}/{part_prefix(batch_id)}{seq:05d}.snappy.parquet"
+
+
+def manifest_file(batch_id: str) -> str:
+    return f"{MANIFEST_DIR}/{batch_id}.json"
+
+
+def staging_dir(batch_id: str, collection: str | None = None) -> str:
+    base = f"{STAGING_DIR}/{batch_id}"
+    return f"{base}/{collection}" if collection else base
+
+
+def new_batch_id(now: dt.datetime, token: str) -> str:
+    """Sortable by creation time; ``token`` (8 hex) keeps two batches of the same second apart."""
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%S}Z-{token}"
+
+
+def is_batch_id(text: str) -> bool:
+    return bool(_BATCH_ID.match(text))
+
+
+def partition_key(hour: dt.datetime) -> str:
+    """Dagster HourlyPartitionsDefinition key of an hour."""
+    return f"{hour.astimezone(dt.UTC):%Y-%m-%d-%H}:00"
+
+
+def hour_of_partition_key(key: str) -> dt.datetime:
+    return dt.datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=dt.UTC)

@@ -1,0 +1,76 @@
+"""`scbda archive [--dry-run]`: the archival policy once, with the same code as the sensor and the archive assets."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pymongo
+
+from scbda_assets.archive import manifest as mf
+from scbda_assets.archive.planning import MB
+from scbda_assets.archive.policy import decide
+from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, recover
+from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.resources import ServiceUnavailable, build_resources
+from scbda_assets.settings import Settings
+
+
+def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime | None = None) -> dict:
+    """Plan; unless ``dry_run``, finish any incomplete batch and archive the planned hours as one batch.
+
+    Returns a JSON-able summary: the decision and its figures, and (when run) the batch's manifest totals.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    resources = build_resources(settings)
+    db = resources["mongo"].database()
+    store = ArchiveStore(settings.archive_uri)
+    try:
+        plan, _ = decide(db, settings, now)
+    except pymongo.errors.PyMongoError as exc:
+        raise ServiceUnavailable(f"MongoDB failed while planning the archive: {str(exc).splitlines()[0]}") from None
+    summary = {"dry_run": dry_run, "archive_uri": settings.archive_uri, **plan.summary()}
+    incomplete = store.list_files(INCOMPLETE_DIR)
+    summary["incomplete_batches"] = [path.rsplit("/", 1)[-1] for path in incomplete]
+    if dry_run or (not plan.archive and not incomplete):
+        return summary
+    already_running = _existing_spark_sessions()
+    spark = resources["pyspark"].spark_session
+    try:
+        recovered = recover(db, spark, store)
+        summary["recovered_batches"] = [_batch_summary(m) for m in recovered]
+        batch = None
+        if plan.archive:
+            batch = archive_range(db, spark, store, start=plan.start, end=plan.end, now=now,
+                                  safety_minutes=settings.archive_safety_minutes)
+    finally:
+        # A client session this call created is stopped, or its threads outlive the command (retrying a stopped
+        # server at exit); a session the caller already had (getOrCreate returns it) is left alone.
+        if not any(spark is session for session in already_running):
+            spark.stop()
+    summary["batch"] = _batch_summary(batch) if batch else None
+    summary["data_size_after_mb"] = round(int(db.command("dbStats")["dataSize"]) / MB, 3)
+    return summary
+
+
+def _existing_spark_sessions() -> list:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    found = [SparkSession.getActiveSession(), ConnectSession.getActiveSession(), ConnectSession._get_default_session()]
+    return [session for session in found if session is not None]
+
+
+def _batch_summary(manifest: dict) -> dict:
+    return {
+        "batch_id": manifest["batch_id"],
+        "status": manifest["status"],
+        "cutoff": manifest["cutoff"],
+        **mf.totals(manifest),
+        "timings_s": manifest.get("timings_s", {}),
+        "collections": {
+            name: {k: entry[k] for k in ("record_count", "malformed_count", "deleted_count", "bytes_written")}
+            | {"partitions": len(entry["partitions"])}
+            for name, entry in manifest["collections"].items()
+            if entry
+        },
+    }

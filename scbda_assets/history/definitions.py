@@ -1,0 +1,7 @@
+"""history domain wiring: regional_daily_history, history_job, history_schedule (resources come from the top level)."""
+
+import dagster as dg
+
+from scbda_assets.history.assets import history_job, history_schedule, regional_daily_history
+
+defs = dg.Definitions(assets=[regional_daily_history], jobs=[history_job], schedules=[history_schedule])

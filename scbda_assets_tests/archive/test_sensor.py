@@ -1,0 +1,120 @@
+"""archive_size_sensor decisions on a real MongoDB, evaluated with dg.build_sensor_context and real resources."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from scbda_assets.archive import layout
+from scbda_assets.archive.sensor import archive_size_sensor
+from scbda_assets.resources import MongoResource, SettingsResource
+from scbda_assets.services.process import free_port
+from scbda_assets.settings import Settings
+from scbda_assets_tests.archive import facts
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def _settings(test_env, **overrides) -> Settings:
+    return Settings.from_env({**test_env, **{f"SCBDA_{k.upper()}": str(v) for k, v in overrides.items()}})
+
+
+def _evaluate(settings: Settings, mongo_uri: str | None = None):
+    resources = {
+        "mongo": MongoResource(uri=mongo_uri or settings.mongo_uri, database_name=settings.mongo_db, timeout_ms=500),
+        "settings": SettingsResource.from_settings(settings),
+    }
+    with dg.build_sensor_context(resources=resources) as context:
+        return archive_size_sensor(context)
+
+
+def _fill_hours(mongo_db, hours_back: int, per_hour: int = 150):
+    start = layout.floor_hour(NOW) - dt.timedelta(hours=hours_back)
+    docs = facts.orders(start, NOW, per_hour * hours_back, seed=5)
+    facts.insert_all(mongo_db, {"orders_fact": docs})
+    return start, docs
+
+
+def test_below_threshold_skips_with_the_figures(test_env, mongo_db):
+    _fill_hours(mongo_db, 4)
+    result = _evaluate(_settings(test_env, archive_threshold_mb=50))
+    assert isinstance(result, dg.SkipReason)
+    assert "not above the threshold 50.0 MB" in result.skip_message and "dataSize 0." in result.skip_message
+
+
+def test_above_threshold_requests_one_range_run_for_the_oldest_hours(test_env, mongo_db):
+    start, _ = _fill_hours(mongo_db, 6)
+    size_mb = mongo_db.command("dbStats")["dataSize"] / 2**20
+    # Threshold just below the size; low water at 50 %: about half of the data must go, oldest hours first.
+    settings = _settings(test_env, archive_threshold_mb=round(size_mb * 0.95, 4), archive_low_water=0.5)
+    request = _evaluate(settings)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags["scbda/stage"] == "archive"
+    first = layout.hour_of_partition_key(request.tags[ASSET_PARTITION_RANGE_START_TAG])
+    last = layout.hour_of_partition_key(request.tags[ASSET_PARTITION_RANGE_END_TAG])
+    assert first == start
+    horizon = layout.floor_hour(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=60))
+    assert start < last + layout.HOUR <= horizon
+    assert last < horizon - layout.HOUR  # not everything eligible: it stops at the low-water mark
+    # Duplicate ticks: the same key, so Dagster never starts a second run for the same state.
+    assert _evaluate(settings).run_key == request.run_key
+
+
+def test_data_newer_than_the_safety_horizon_is_never_requested(test_env, mongo_db):
+    facts.insert_all(mongo_db, {"orders_fact": facts.orders(NOW - dt.timedelta(minutes=40), NOW, 300)})
+    result = _evaluate(_settings(test_env, archive_threshold_mb=0.001))
+    assert isinstance(result, dg.SkipReason) and "nothing is eligible" in result.skip_message
+
+
+def test_in_transit_shipments_are_not_eligible(test_env, mongo_db):
+    old = layout.floor_hour(NOW) - dt.timedelta(hours=5)
+    facts.insert_all(mongo_db, {"shipments_fact": facts.shipments(old, old + dt.timedelta(hours=2), 40,
+                                                                   in_transit_every=1)})
+    result = _evaluate(_settings(test_env, archive_threshold_mb=0.001))
+    assert isinstance(result, dg.SkipReason) and "shipment in transit" in result.skip_message
+    mongo_db.shipments_fact.update_one({}, {"$set": {"status": "received",
+                                                     "actual_arrival_ts": old + dt.timedelta(hours=3)}})
+    request = _evaluate(_settings(test_env, archive_threshold_mb=0.001))
+    assert isinstance(request, dg.RunRequest)
+
+
+def test_mongodb_unreachable_skips_then_recovers(test_env, mongo_db):
+    _fill_hours(mongo_db, 4)
+    settings = _settings(test_env, archive_threshold_mb=0.001)
+    down = _evaluate(settings, mongo_uri=f"mongodb://127.0.0.1:{free_port()}")
+    assert isinstance(down, dg.SkipReason) and "unreachable" in down.skip_message
+    assert isinstance(_evaluate(settings), dg.RunRequest)
+
+
+def test_an_incomplete_batch_is_finished_even_below_the_threshold(test_env, spark_server, mongo_db, spark):
+    from scbda_assets.archive.assets import archive_assets
+    from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range
+    from scbda_assets.archive.storage import ArchiveStore
+    from scbda_assets.resources import build_resources
+    from scbda_assets_tests.archive.conftest import assert_each_once
+
+    start, docs = _fill_hours(mongo_db, 4)
+    settings = _settings(test_env, spark_remote=spark_server)  # threshold 300 MB: far above this data
+    store = ArchiveStore(settings.archive_uri)
+
+    def crash(step):
+        if step == "manifest":
+            raise RuntimeError("crash after the verified manifest")
+
+    with pytest.raises(RuntimeError):
+        archive_range(mongo_db, spark, store, start=start, end=start + layout.HOUR, now=dt.datetime.now(dt.UTC),
+                      safety_minutes=60, checkpoint=crash)
+    batch_id = store.list_files(INCOMPLETE_DIR)[0].rsplit("/", 1)[-1]
+    with dg.DagsterInstance.ephemeral() as instance:
+        resources = {"mongo": MongoResource(uri=settings.mongo_uri, database_name=settings.mongo_db),
+                     "settings": SettingsResource.from_settings(settings)}
+        with dg.build_sensor_context(resources=resources, instance=instance) as context:
+            request = archive_size_sensor(context)
+    assert isinstance(request, dg.RunRequest) and request.run_key == f"recover-{batch_id}"
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == layout.partition_key(start)
+    result = dg.materialize([archive_assets], resources=build_resources(settings), tags=request.tags)
+    assert result.success and not store.list_files(INCOMPLETE_DIR)
+    assert_each_once(spark, store, mongo_db, {"orders_fact": docs})
