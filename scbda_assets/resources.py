@@ -156,7 +156,10 @@ class SettingsResource(dg.ConfigurableResource):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    """The cause, without the driver's appendix (pymongo adds timeouts and a topology dump)."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return lines[0].split(" (configured timeouts")[0].split(", Timeout:")[0][:200]
 
 
