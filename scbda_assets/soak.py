@@ -92,7 +92,34 @@ def _kpi_staleness(client: redis.Redis, settings: Settings) -> float | None:
     return (dt.datetime.now(dt.UTC) - updated).total_seconds()
 
 
-def _runs_summary(dagster_home: Path) -> dict:
+_IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+
+
+def _runs_in_flight(dagster_home: Path) -> int:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    instance = DagsterInstance.from_config(str(dagster_home))
+    try:
+        statuses = [DagsterRunStatus[name] for name in _IN_FLIGHT]
+        return len(instance.get_runs(filters=RunsFilter(statuses=statuses)))
+    finally:
+        instance.dispose()
+
+
+def _stop_when_idle(run: subprocess.Popen, dagster_home: Path, patience_s: float = 90.0) -> float:
+    """SIGTERM `scbda run` at a moment no Dagster run is in flight (minute runs leave gaps), waiting at most
+    ``patience_s``. Returns the time of the stop signal."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline and _runs_in_flight(dagster_home):
+        time.sleep(0.5)
+    stopped_at = time.time()
+    run.send_signal(signal.SIGTERM)
+    run.wait(180)
+    return stopped_at
+
+
+def _runs_summary(dagster_home: Path, stopped_at: float) -> dict:
+    """Runs by status; failures split into real ones and runs cut short by the soak's own stop signal."""
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     instance = DagsterInstance.from_config(str(dagster_home))
@@ -101,9 +128,12 @@ def _runs_summary(dagster_home: Path) -> dict:
         by_status: dict[str, int] = {}
         for run in runs:
             by_status[run.status.value] = by_status.get(run.status.value, 0) + 1
-        failed = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
-        return {"runs": len(runs), "by_status": by_status,
-                "failed": [{"run_id": r.run_id, "job": r.job_name} for r in failed]}
+        failed, interrupted = [], []
+        for record in instance.get_run_records(filters=RunsFilter(statuses=[DagsterRunStatus.FAILURE])):
+            entry = {"run_id": record.dagster_run.run_id, "job": record.dagster_run.job_name}
+            ended = record.end_time or record.update_timestamp.timestamp()
+            (interrupted if ended >= stopped_at - 1 else failed).append(entry)
+        return {"runs": len(runs), "by_status": by_status, "failed": failed, "interrupted_by_stop": interrupted}
     finally:
         instance.dispose()
 
@@ -116,12 +146,15 @@ def _written_by_runs(dagster_home: Path) -> dict[str, int]:
     try:
         written = {}
         for collection in FACTS:
-            events = instance.fetch_materializations(AssetKey(collection), limit=1_000_000).records
-            written[collection] = sum(
-                int(event.asset_materialization.metadata["dagster/row_count"].value)
-                for event in events
-                if "dagster/row_count" in event.asset_materialization.metadata
-            )
+            written[collection], cursor, more = 0, None, True
+            while more:  # the event log hands out at most 1000 records a call
+                page = instance.fetch_materializations(AssetKey(collection), limit=1000, cursor=cursor)
+                written[collection] += sum(
+                    int(record.asset_materialization.metadata["dagster/row_count"].value)
+                    for record in page.records
+                    if "dagster/row_count" in record.asset_materialization.metadata
+                )
+                cursor, more = page.cursor, page.has_more
         return written
     finally:
         instance.dispose()
@@ -193,10 +226,8 @@ def run_soak(minutes: float, rate: float, threshold_mb: float, base_home: Path, 
                 print(json.dumps(dataclasses.asdict(samples[-1])), flush=True)
                 time.sleep(sample_seconds)
         finally:
-            if run.poll() is None:
-                run.send_signal(signal.SIGTERM)
-                run.wait(180)
-        runs = _runs_summary(settings.dagster_home)
+            stopped_at = _stop_when_idle(run, settings.dagster_home) if run.poll() is None else time.time()
+        runs = _runs_summary(settings.dagster_home, stopped_at)
         for collection, count in _written_by_runs(settings.dagster_home).items():
             generated[collection] = generated.get(collection, 0) + count
         stale = [s.kpi_staleness_s for s in samples[4:] if s.kpi_staleness_s is not None]
