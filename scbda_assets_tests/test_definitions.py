@@ -23,6 +23,13 @@ ASSETS_BY_GROUP = {
 JOBS = {"generator_job", "kpi_job", "archive_job", "history_job", "quality_job"}
 SCHEDULES = {"generator_schedule", "kpi_schedule", "history_schedule", "quality_schedule"}
 SENSORS = {"archive_size_sensor"}
+CHECKS = {
+    *(f"{fact}:schema_valid" for fact in ("orders_fact", "shipments_fact", "inventory_fact")),
+    *(f"{table}:business_rules" for table in ("orders_fact", "shipments_fact", "inventory_fact", "inventory_state")),
+    "orders_fact:events_fresh",
+    *(f"{kpi}:sane_values" for kpi in ASSETS_BY_GROUP["kpis"]),
+    *(f"{archive}:archive_verified" for archive in ASSETS_BY_GROUP["archive"]),
+}
 
 
 def _repository(tmp_path):
@@ -45,6 +52,11 @@ def test_exact_jobs_schedules_sensors(tmp_path):
     assert jobs == JOBS
     assert {s.name for s in repo.schedule_defs} == SCHEDULES
     assert {s.name for s in repo.sensor_defs} == SENSORS
+
+
+def test_exact_asset_checks(tmp_path):
+    _, repo = _repository(tmp_path)
+    assert {key.to_user_string() for key in repo.asset_graph.asset_check_keys} == CHECKS
 
 
 def test_automation_runs_by_default(tmp_path):

@@ -14,7 +14,7 @@ from scbda_assets.quality.rules import (
     quality_score,
     schema_violation,
 )
-from scbda_assets.resources import MongoResource
+from scbda_assets.resources import MongoResource, SettingsResource
 
 FRESHNESS_LIMIT = dt.timedelta(minutes=2)
 _EXAMPLES = 5
@@ -98,4 +98,34 @@ HOT_STORE_CHECKS = [
     *[_schema_check(name) for name in FACT_SCHEMAS],
     *[_rules_check(name) for name in BUSINESS_RULES],
     orders_fresh,
+]
+
+
+def _archive_check(asset: str, collection: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset,
+        name="archive_verified",
+        description=f"The 20 most recent complete archive batches of {collection}: files present, row counts equal "
+        "the manifest, no id archived twice, no archived id left in MongoDB.",
+    )
+    def check(mongo: MongoResource, settings: SettingsResource) -> dg.AssetCheckResult:
+        from scbda_assets.archive.storage import ArchiveStore
+        from scbda_assets.quality.archive_verification import verify_recent_batches
+
+        report = verify_recent_batches(ArchiveStore(settings.get().archive_uri), mongo.database(), collection)
+        return dg.AssetCheckResult(
+            passed=not report["problems"],
+            metadata={
+                "batches_checked": report["batches"],
+                "records_checked": report["records"],
+                "problems": dg.MetadataValue.json(report["problems"]),
+            },
+        )
+
+    return check
+
+
+ARCHIVE_CHECKS = [
+    _archive_check(f"{collection.removesuffix('_fact')}_archive", collection)
+    for collection in ("orders_fact", "shipments_fact", "inventory_fact")
 ]

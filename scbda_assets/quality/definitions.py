@@ -1,8 +1,9 @@
-"""Data-quality wiring: hot-store checks on their own 5-minute schedule; KPI sanity checks run with each KPI run."""
+"""Data-quality wiring: hot-store checks on their own 5-minute schedule; KPI sanity checks run with each KPI run,
+archive verification with each archive run."""
 
 import dagster as dg
 
-from scbda_assets.quality.checks import HOT_STORE_CHECKS
+from scbda_assets.quality.checks import ARCHIVE_CHECKS, HOT_STORE_CHECKS
 from scbda_assets.quality.kpi_checks import KPI_CHECKS
 
 quality_job = dg.define_asset_job(
@@ -20,7 +21,7 @@ quality_schedule = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    asset_checks=[*HOT_STORE_CHECKS, *KPI_CHECKS],
+    asset_checks=[*HOT_STORE_CHECKS, *KPI_CHECKS, *ARCHIVE_CHECKS],
     jobs=[quality_job],
     schedules=[quality_schedule],
 )
