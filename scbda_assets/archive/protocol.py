@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pymongo.database import Database
 
 from scbda_assets.archive import layout
@@ -32,8 +33,9 @@ from scbda_assets.archive.storage import ArchiveStore
 
 Checkpoint = Callable[[str], None]  # called after each step: "written", "verified", "manifest", "deleted_chunk"
 INCOMPLETE_DIR = f"{layout.MANIFEST_DIR}/_incomplete"
-WRITE_CHUNK_ROWS = 500_000  # rows per Spark write (bounds what one Connect request carries)
-DELETE_CHUNK = 20_000
+WRITE_VIA = "staged_parquet"  # how Spark gets the selected rows (see _spark_write)
+WRITE_CHUNK_ROWS = 500_000  # rows per createDataFrame (bounds what one Connect request carries)
+DELETE_CHUNK = 50_000  # ids per delete_many (50 000 ObjectIds ≈ 1 MB of query, far below the 16 MB limit)
 
 
 class ArchiveVerificationError(RuntimeError):
@@ -145,11 +147,8 @@ def _write(spark, store: ArchiveStore, spec: CollectionSpec, batch_id: str, sele
     store.delete_dir(staging)
     table = selection.table
     if table.num_rows:
-        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        for offset in range(0, table.num_rows, WRITE_CHUNK_ROWS):
-            frame = spark.createDataFrame(table.slice(offset, WRITE_CHUNK_ROWS), schema=spec.spark_ddl())
-            (frame.repartition(*PARTITION_COLUMNS).write.mode("append").partitionBy(*PARTITION_COLUMNS)
-             .option("compression", "snappy").parquet(store.uri(staging)))
+        _spark_write(spark, store, spec, table, staging, input_file=f"{layout.staging_dir(batch_id)}/_input/"
+                     f"{spec.collection}.parquet")
     _remove_batch_files(store, spec.collection, batch_id, start, cutoff)
     files, sequence = [], {}
     for staged in store.list_files(staging, prefix="part-", recursive=True):
@@ -172,6 +171,34 @@ def _write(spark, store: ArchiveStore, spec: CollectionSpec, batch_id: str, sele
         bytes_written=sum(store.size(path) for path in files),
         source_bytes=selection.source_bytes,
     )
+
+
+def _spark_write(spark, store: ArchiveStore, spec: CollectionSpec, table: pa.Table, staging: str, *,
+                 input_file: str, via: str | None = None) -> None:
+    """Spark writes ``table`` into ``staging/event_date=…/hour=…/`` (explicit schema, snappy, one file per hour).
+
+    ``staged_parquet`` (default): pyarrow writes the table once as an uncompressed Parquet ``input_file`` in the
+    batch's staging folder and Spark reads it (in parallel, no Arrow over the Connect channel); ``arrow``: Spark
+    ingests the Arrow table client-side (``createDataFrame``) in chunks of WRITE_CHUNK_ROWS (a file per hour per
+    chunk).
+    """
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    via = via or WRITE_VIA
+    if via == "staged_parquet":
+        store.fs.create_dir(store.path(input_file).rsplit("/", 1)[0], recursive=True)
+        pq.write_table(table, store.path(input_file), filesystem=store.fs, compression="none",
+                       row_group_size=WRITE_CHUNK_ROWS // 4)
+        frames = [spark.read.schema(spec.spark_ddl()).parquet(store.uri(input_file))]
+    elif via == "arrow":
+        frames = [spark.createDataFrame(table.slice(offset, WRITE_CHUNK_ROWS), schema=spec.spark_ddl())
+                  for offset in range(0, table.num_rows, WRITE_CHUNK_ROWS)]
+    else:
+        raise ValueError(f"unknown write path {via!r}: accepted staged_parquet, arrow")
+    for frame in frames:
+        (frame.repartition(*PARTITION_COLUMNS).write.mode("append").partitionBy(*PARTITION_COLUMNS)
+         .option("compression", "snappy").parquet(store.uri(staging)))
+    if via == "staged_parquet":
+        store.delete_file(input_file)
 
 
 def _remove_batch_files(store: ArchiveStore, collection: str, batch_id: str, start: dt.datetime,
