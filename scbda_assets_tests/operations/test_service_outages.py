@@ -21,10 +21,11 @@ AS_OF = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def private_stack(tmp_path, test_env):
-    """A mongod and a redis-server of this test alone, so stopping them disturbs no other test."""
+def private_stack(tmp_path, test_env, spark_server):
+    """A mongod and a redis-server of this test alone, so stopping them disturbs no other test. Spark is the suite's
+    Connect server (a process that has used Spark Connect cannot open a local session afterwards)."""
     env = {**test_env, "SCBDA_HOME": str(tmp_path / "own"), "SCBDA_MONGO_PORT": str(free_port()),
-           "SCBDA_REDIS_PORT": str(free_port())}
+           "SCBDA_REDIS_PORT": str(free_port()), "SCBDA_SPARK_REMOTE": spark_server}
     settings = Settings.from_env(env)
     mongo, cache = EmbeddedMongo(settings), EmbeddedRedis(settings)
     mongo_url, redis_url = mongo.ensure()[0].url, cache.ensure()[0].url
