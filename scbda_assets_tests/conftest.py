@@ -38,37 +38,29 @@ def base_env(services_home) -> dict[str, str]:
     }
 
 
-def _started(service_cls, env: dict[str, str]):
+def _serve(service_cls, env: dict[str, str]) -> Iterator[str]:
+    """Start one embedded server for the session; stop it afterwards, even when tests failed."""
     service = service_cls(Settings.from_env(env))
     running, _ = service.ensure()
-    return service, running
+    try:
+        yield running.url
+    finally:
+        service.stop()
 
 
 @pytest.fixture(scope="session")
 def mongo_server(base_env) -> Iterator[str]:
-    service, running = _started(EmbeddedMongo, base_env)
-    try:
-        yield running.url
-    finally:
-        service.stop()
+    yield from _serve(EmbeddedMongo, base_env)
 
 
 @pytest.fixture(scope="session")
 def redis_server(base_env) -> Iterator[str]:
-    service, running = _started(EmbeddedRedis, base_env)
-    try:
-        yield running.url
-    finally:
-        service.stop()
+    yield from _serve(EmbeddedRedis, base_env)
 
 
 @pytest.fixture(scope="session")
 def spark_server(base_env) -> Iterator[str]:
-    service, running = _started(EmbeddedSpark, base_env)
-    try:
-        yield running.url
-    finally:
-        service.stop()
+    yield from _serve(EmbeddedSpark, base_env)
 
 
 @pytest.fixture(scope="session")

