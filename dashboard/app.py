@@ -151,8 +151,8 @@ def cards(snapshot: data.Snapshot, filters: data.Filters) -> None:
     window = f" ({h.window_minutes:.0f} min)" if h.window_minutes else ""
     columns = st.columns(5)
     with columns[0]:
-        st.metric("Total on-hand units", fmt.units(h.total_on_hand), border=True,
-                  help="Latest snapshot of every SKU × DC in the window")
+        st.metric("Total on-hand units", fmt.compact_units(h.total_on_hand), border=True,
+                  help=f"{fmt.units(h.total_on_hand)} units: latest snapshot of every SKU × DC in the window")
     with columns[1]:
         critical = None if risk is None else int((risk["severity"] == "critical").sum())
         st.metric("Stockout alerts", fmt.units(h.stockout_alerts), border=True,

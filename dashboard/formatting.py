@@ -23,12 +23,23 @@ def pkr(value) -> str:
     """PKR amount, exact below 10,000, then compact: ``PKR 9,999``, ``PKR 12.3K``, ``PKR 4.56M``, ``PKR 1.20B``."""
     if not _is_number(value):
         return MISSING
+    return f"PKR {_scaled(value)}"
+
+
+def compact_units(value) -> str:
+    """A count that fits a card: exact below 10,000, then ``12.3K``, ``878.7M`` (same scale as :func:`pkr`)."""
+    if not _is_number(value):
+        return MISSING
+    return _scaled(value)
+
+
+def _scaled(value: float) -> str:
     sign = "-" if value < 0 else ""
     amount = abs(value)
     for threshold, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "K")):
         if amount >= threshold:
-            return f"PKR {sign}{_compact(amount / unit)}{suffix}"
-    return f"PKR {sign}{amount:,.0f}"
+            return f"{sign}{_compact(amount / unit)}{suffix}"
+    return f"{sign}{amount:,.0f}"
 
 
 def _compact(x: float) -> str:

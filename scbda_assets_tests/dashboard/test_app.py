@@ -68,7 +68,7 @@ def test_cards_show_the_snapshot_in_pkr(redis_client, settings, scbda_environ):
 
     shown = cards(at)
     regions = payloads["regional_fulfillment"]["rows"]
-    assert shown["Total on-hand units"][0] == fmt.units(sum(r["on_hand_qty"] for r in payloads["inventory_level"]["rows"]))
+    assert shown["Total on-hand units"][0] == fmt.compact_units(sum(r["on_hand_qty"] for r in payloads["inventory_level"]["rows"]))
     assert shown["Stockout alerts"][0] == str(payloads["stockout_risk"]["alert_count"])
     assert shown["Average DC utilization"] == ("73.6 %", "2 DC over 85 %")
     revenue = sum(r["revenue"] for r in regions)
@@ -95,7 +95,7 @@ def test_filters_reach_every_view_they_apply_to(redis_client, settings, scbda_en
     khi_units = sum(r["on_hand_qty"] for r in payloads["inventory_level"]["rows"] if r["dc_id"] == "DC-KHI")
     sindh = next(r for r in payloads["regional_fulfillment"]["rows"] if r["region_id"] == "PK-SINDH")
     shown = cards(at)
-    assert shown["Total on-hand units"][0] == fmt.units(khi_units)
+    assert shown["Total on-hand units"][0] == fmt.compact_units(khi_units)
     assert shown["Average DC utilization"][0] == "62.0 %"
     assert shown["Revenue (15 min)"][0] == fmt.pkr(sindh["revenue"])
     assert shown["Supplier lead time"] == unfiltered_supplier  # suppliers have no region
@@ -122,7 +122,7 @@ def test_filters_reach_every_view_they_apply_to(redis_client, settings, scbda_en
     table = at.dataframe[0].value
     assert sorted(table["SKU"] + "@" + table["DC"]) == sorted(r["sku_id"] + "@" + r["dc_name"] for r in pairs)
     assert cards(at)["Stockout alerts"][0] == str(sum(r["severity"] != "ok" for r in pairs))
-    assert cards(at)["Total on-hand units"][0] == fmt.units(sum(r["on_hand_qty"] for r in pairs))
+    assert cards(at)["Total on-hand units"][0] == fmt.compact_units(sum(r["on_hand_qty"] for r in pairs))
     assert set(chart_data(at)[0]["category"]) == {"Dairy"}
     assert cards(at)["Revenue (15 min)"][0] == fmt.pkr(sum(r["revenue"] for r in payloads["regional_fulfillment"]["rows"]))
 

@@ -61,7 +61,7 @@ def test_dashboard_shows_the_pipeline_snapshot(spark_settings, redis_client, mon
     page = open_dashboard(browser, streamlit_server)
 
     shown = card_values(page)
-    assert shown["Total on-hand units"] == fmt.units(expected.total_on_hand) != fmt.MISSING
+    assert shown["Total on-hand units"] == fmt.compact_units(expected.total_on_hand) != fmt.MISSING
     assert shown["Stockout alerts"] == fmt.units(expected.stockout_alerts)
     assert shown["Average DC utilization"] == fmt.percent(expected.avg_utilization)
     revenue_label = next(label for label in shown if label.startswith("Revenue"))

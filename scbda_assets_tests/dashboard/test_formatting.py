@@ -55,3 +55,11 @@ def test_escape_markdown_leaves_no_active_markup(hostile):
 
 def test_escape_markdown_flattens_newlines():
     assert "\n" not in fmt.escape_markdown("line one\n# line two")
+
+
+def test_compact_units_fit_a_card():
+    assert fmt.compact_units(9_999) == "9,999"
+    assert fmt.compact_units(12_345) == "12.3K"
+    assert fmt.compact_units(878_691_234) == "879M"
+    assert fmt.compact_units(4_560_000) == "4.56M"
+    assert fmt.compact_units(None) == fmt.MISSING
