@@ -34,6 +34,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("order_id", ASCENDING)], unique=True, name="order_id_unique"),
         IndexModel([("order_ts", ASCENDING)], name="order_ts"),
         IndexModel([("sku_id", ASCENDING), ("dc_id", ASCENDING), ("order_ts", ASCENDING)], name="sku_dc_order_ts"),
+        # the KPI minute rollup folds in orders by ingestion time (scbda_assets/kpis/rollup.py)
+        IndexModel([("ingested_at", ASCENDING)], name="ingested_at"),
     ],
     "shipments_fact": [
         IndexModel([("shipment_id", ASCENDING)], unique=True, name="shipment_id_unique"),

@@ -78,6 +78,7 @@ def materialization_metadata(name: str, outcome: RefreshOutcome) -> dict:
         "compute_seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
         "mongo_seconds": dg.MetadataValue.float(round(outcome.run.mongo_seconds, 3)),
         "spark_seconds": dg.MetadataValue.float(round(outcome.run.spark_seconds, 3)),
+        "orders_from": dg.MetadataValue.text(outcome.run.orders_from),
         "redis_key": dg.MetadataValue.text(f"kpi:{name}"),
         "preview": dg.MetadataValue.md(markdown_table(result.rows[:PREVIEW_ROWS], total=len(result.rows))),
     }

@@ -85,48 +85,63 @@ def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
     return Pushdown("inventory_fact", pipeline, schema)
 
 
-def order_totals(start: dt.datetime, end: dt.datetime) -> Pushdown:
-    """Per pair: orders, requested and fulfilled units, revenue and lost revenue of orders in [start, end)."""
-    match = {
-        **_window("order_ts", start, end),
-        **_typed(sku_id=_STRING, dc_id=_STRING, requested_qty=_WHOLE, fulfilled_qty=_WHOLE, order_value=_NUMBER,
-                 lost_revenue=_NUMBER),
+# Orders are counted when every field the KPIs read has the right BSON type; ``ingested_at`` must be a date too,
+# because the minute rollup (``rollup.py``) finds new orders by it (the direct and the rolled-up sums must agree).
+ORDER_TYPES = _typed(sku_id=_STRING, dc_id=_STRING, requested_qty=_WHOLE, fulfilled_qty=_WHOLE, order_value=_NUMBER,
+                     lost_revenue=_NUMBER, ingested_at="date")
+ORDER_SUMS = ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue")
+ORDER_SCHEMA = {
+    "sku_id": pa.string(),
+    "dc_id": pa.string(),
+    "orders": pa.int64(),
+    "units_requested": pa.int64(),
+    "units_fulfilled": pa.int64(),
+    "revenue": pa.float64(),
+    "lost_revenue": pa.float64(),
+}
+
+
+def order_sums_of_documents() -> dict:
+    """$group accumulators over raw order documents."""
+    return {
+        "orders": {"$sum": 1},
+        "units_requested": {"$sum": {"$toLong": "$requested_qty"}},
+        "units_fulfilled": {"$sum": {"$toLong": "$fulfilled_qty"}},
+        "revenue": {"$sum": {"$toDouble": "$order_value"}},
+        "lost_revenue": {"$sum": {"$toDouble": "$lost_revenue"}},
     }
-    pipeline = [
-        {"$match": match},
-        {
-            "$group": {
-                "_id": {"sku_id": "$sku_id", "dc_id": "$dc_id"},
-                "orders": {"$sum": 1},
-                "units_requested": {"$sum": {"$toLong": "$requested_qty"}},
-                "units_fulfilled": {"$sum": {"$toLong": "$fulfilled_qty"}},
-                "revenue": {"$sum": {"$toDouble": "$order_value"}},
-                "lost_revenue": {"$sum": {"$toDouble": "$lost_revenue"}},
-            }
-        },
+
+
+def order_sums_of_partials() -> dict:
+    """$group accumulators over rows that already hold the five sums (rollup rows)."""
+    return {name: {"$sum": f"${name}"} for name in ORDER_SUMS}
+
+
+def per_pair_orders(group_sums: dict) -> list[dict]:
+    """The $group by pair and the $project to ``ORDER_SCHEMA`` shared by the direct and the rolled-up reads."""
+    return [
+        {"$group": {"_id": {"sku_id": "$sku_id", "dc_id": "$dc_id"}, **group_sums}},
         {
             "$project": {
                 "_id": 0,
                 "sku_id": "$_id.sku_id",
                 "dc_id": "$_id.dc_id",
                 "orders": {"$toLong": "$orders"},
-                "units_requested": 1,
-                "units_fulfilled": 1,
-                "revenue": 1,
-                "lost_revenue": 1,
+                "units_requested": {"$toLong": "$units_requested"},
+                "units_fulfilled": {"$toLong": "$units_fulfilled"},
+                "revenue": {"$toDouble": "$revenue"},
+                "lost_revenue": {"$toDouble": "$lost_revenue"},
             }
         },
     ]
-    schema = {
-        "sku_id": pa.string(),
-        "dc_id": pa.string(),
-        "orders": pa.int64(),
-        "units_requested": pa.int64(),
-        "units_fulfilled": pa.int64(),
-        "revenue": pa.float64(),
-        "lost_revenue": pa.float64(),
-    }
-    return Pushdown("orders_fact", pipeline, schema)
+
+
+def order_totals(start: dt.datetime, end: dt.datetime) -> Pushdown:
+    """Per pair: orders, requested and fulfilled units, revenue and lost revenue of orders in [start, end), read
+    from the order documents themselves (cost grows with the orders in the window; see ``rollup.py``)."""
+    match = {**_window("order_ts", start, end), **ORDER_TYPES}
+    pipeline = [{"$match": match}, *per_pair_orders(order_sums_of_documents())]
+    return Pushdown("orders_fact", pipeline, dict(ORDER_SCHEMA))
 
 
 def shipments_created(start: dt.datetime, end: dt.datetime) -> Pushdown:

@@ -46,6 +46,7 @@ class RefreshOutcome:
             "seconds": round(self.seconds, 3),
             "mongo_seconds": round(self.run.mongo_seconds, 3),
             "spark_seconds": round(self.run.spark_seconds, 3),
+            "orders_from": self.run.orders_from,
             "kpis": {name: {"rows": len(r.rows), "window_minutes": r.window_minutes} for name, r in results.items()},
             "headline": self.headline,
             "redis_keys": list(self.written_keys),
@@ -73,10 +74,11 @@ def run_refresh(
     ttl_seconds: int,
     names: tuple[str, ...] = KPI_NAMES,
     key: Callable[[str], str] = lambda name: name,
+    orders_from: str = "rollup",
 ) -> RefreshOutcome:
     started = time.perf_counter()
     with service_errors(db=db, redis_client=redis_client):
-        run = compute_kpis(db, spark, as_of, names)
+        run = compute_kpis(db, spark, as_of, names, orders_from=orders_from)
         headline = headline_numbers(run.results)
         completed_at = dt.datetime.now(dt.UTC)
         written = publish_snapshot(redis_client, run.results, headline, as_of=as_of, ttl_seconds=ttl_seconds,

@@ -4,6 +4,9 @@ Inputs are the pre-aggregated rows of ``pushdown.py`` and the dimensions, bound 
 ``spark.sql(text, args=..., **frames)``: ``{inventory}``, ``{orders}``, ``{created}``, ``{received}``, ``{regions}``,
 ``{dcs}``, ``{skus}``, ``{suppliers}``. Named parameters (``:window_minutes``, thresholds) come from ``args``.
 
+The queries have no ORDER BY: they return at most one row per (sku, dc) pair, supplier, DC or region (a few dozen),
+so ``compute.py`` sorts them in Python by ``ROW_ORDER`` — cheaper than a Spark range-partitioning job per query.
+
 Joins with the dimensions are inner for facts (rows with an unknown sku, DC or supplier id are dropped) and
 outer from the dimension for the per-supplier, per-DC and per-region KPIs (every one is present, with zeros for
 counts and nulls for ratios without a denominator).
@@ -37,7 +40,6 @@ SELECT sku_id, dc_id, product_name, category, dc_name, region_id,
        safety_stock, reorder_point,
        on_hand_qty < safety_stock AS below_safety_stock
 FROM pairs
-ORDER BY dc_id, sku_id
 """
 
 STOCKOUT_RISK = f"""
@@ -54,7 +56,6 @@ SELECT sku_id, dc_id, product_name, category, dc_name, region_id, on_hand_qty, d
             WHEN days_to_stockout < :warning_days THEN 'warning'
             ELSE 'ok' END AS severity
 FROM days
-ORDER BY days_to_stockout ASC NULLS LAST, dc_id, sku_id
 """
 
 SUPPLIER_PERFORMANCE = """
@@ -70,7 +71,6 @@ SELECT p.supplier_id, p.supplier_name, p.supplier_type, p.reliability_score,
 FROM {suppliers} p
 LEFT JOIN {created} c ON c.supplier_id = p.supplier_id
 LEFT JOIN {received} r ON r.supplier_id = p.supplier_id
-ORDER BY supplier_id
 """
 
 DC_UTILIZATION = f"""
@@ -88,7 +88,6 @@ SELECT dc_id, dc_name, region_id, city, latitude, longitude, volume_m3, capacity
             ELSE 'ok' END AS status,
        COALESCE(utilization > :utilization_high, false) AS over_threshold
 FROM ratio
-ORDER BY dc_id
 """
 
 REGIONAL_FULFILLMENT = """
@@ -111,5 +110,19 @@ SELECT g.region_id, g.region_name,
        CASE WHEN b.orders > 0 THEN b.revenue / b.orders END AS avg_order_value
 FROM {regions} g
 LEFT JOIN by_region b ON b.region_id = g.region_id
-ORDER BY region_id
 """
+
+
+def _stockout_order(row: dict) -> tuple:
+    days = row["days_to_stockout"]
+    return days is None, days if days is not None else 0.0, row["dc_id"], row["sku_id"]
+
+
+# How each KPI's rows are presented (Redis payload order): most urgent stock-outs first, otherwise by id.
+ROW_ORDER = {
+    "inventory_level": lambda row: (row["dc_id"], row["sku_id"]),
+    "stockout_risk": _stockout_order,
+    "supplier_performance": lambda row: row["supplier_id"],
+    "dc_utilization": lambda row: row["dc_id"],
+    "regional_fulfillment": lambda row: row["region_id"],
+}

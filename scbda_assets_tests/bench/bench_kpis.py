@@ -3,7 +3,9 @@ the per-run cost of a fresh process on the warm Spark Connect server against a c
 
 Each rate gets its own database, filled by the generator's backfill (2 hours by default, ending at the current
 minute, so the KPI windows hold live-like data). Timed runs use the same code path as the asset and the CLI
-(``run_refresh``); the fresh-process runs call ``scbda kpis``. Set SCBDA_BENCH_KPI_MINUTES / _RUNS to shorten.
+(``run_refresh``), once with the order sums from the minute rollup (the default) and once straight from
+``orders_fact`` (the previous design), interleaved so both see the same load; the fresh-process runs call
+``scbda kpis``. Set SCBDA_BENCH_KPI_MINUTES / _RUNS / _PROCESS_RUNS to shorten.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 import pymongo
 import redis
 
+from scbda_assets.kpis import rollup
 from scbda_assets.kpis.compute import KPI_NAMES
 from scbda_assets.kpis.refresh import open_spark, run_refresh
 from scbda_assets.resources import spark_config
@@ -48,6 +51,10 @@ def _row(metric, value, unit, target="", note="") -> dict:
     return {"benchmark": "kpis", "metric": metric, "value": value, "unit": unit, "target": target, "note": note}
 
 
+def _load() -> str:
+    return "/".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def _bench_rate(settings: Settings, label: str, rate: float) -> list[dict]:
     from scbda_assets.generator.backfill import backfill
 
@@ -62,29 +69,56 @@ def _bench_rate(settings: Settings, label: str, rate: float) -> list[dict]:
 
     spark = open_spark(config, lambda: spark_session_from_config(config))
     orders_in_window = db.orders_fact.count_documents({"order_ts": {"$gte": end - dt.timedelta(minutes=15)}})
+    load_start = _load()
 
-    def refresh(as_of):
+    def refresh(as_of, orders_from):
         started = time.perf_counter()
-        outcome = run_refresh(db=db, spark=spark, redis_client=cache, as_of=as_of,
+        outcome = run_refresh(db=db, spark=spark, redis_client=cache, as_of=as_of, orders_from=orders_from,
                               ttl_seconds=settings.kpi_ttl_seconds, names=KPI_NAMES, key=settings.redis_key)
         assert cache.exists(*[settings.redis_key(f"kpi:{name}") for name in KPI_NAMES]) == len(KPI_NAMES)
+        assert outcome.run.orders_from == orders_from, outcome.run.orders_from
         return time.perf_counter() - started, outcome
 
-    for _ in range(3):  # warm-up: the first plans compile slowly on a fresh server (JIT)
-        refresh(end)
-    seconds, mongo, spark_s = [], [], []
+    # Warm-up: the first plans compile slowly on a fresh server (JIT); the first rollup run folds the whole backfill.
+    _, first = refresh(end, "rollup")
+    initial_fold = first.run.input_seconds["orders_rollup_fold"]
+    rollup_rows = db[rollup.ROLLUP].estimated_document_count()
+    for mode in ("facts", "rollup", "facts"):
+        refresh(end, mode)
+    # Side by side, interleaved, so both modes see the same machine load.
+    timings = {mode: {"total": [], "mongo": [], "spark": [], "orders": []} for mode in ("facts", "rollup")}
     for i in range(TIMED_RUNS):
-        elapsed, outcome = refresh(end - dt.timedelta(minutes=i % 3))
-        seconds.append(elapsed)
-        mongo.append(outcome.run.mongo_seconds)
-        spark_s.append(outcome.run.spark_seconds)
+        for mode in ("facts", "rollup") if i % 2 == 0 else ("rollup", "facts"):
+            elapsed, outcome = refresh(end - dt.timedelta(minutes=i % 3), mode)
+            timings[mode]["total"].append(elapsed)
+            timings[mode]["mongo"].append(outcome.run.mongo_seconds)
+            timings[mode]["spark"].append(outcome.run.spark_seconds)
+            timings[mode]["orders"].append(outcome.run.input_seconds["orders/15m"])
+    spark_one, spark_five = _spark_side_by_side(db, spark, end)
+    folds = _live_minute_folds(db, end)
     note = (f"{summary['total_events']} events backfilled over {BACKFILL_MINUTES} min; "
-            f"{orders_in_window} orders in the 15-min window; {TIMED_RUNS} runs, warm process")
-    rows = [
-        _row(f"refresh_p50_{label}", round(statistics.median(seconds), 3), "s", "", note),
-        _row(f"refresh_p95_{label}", round(_p95(seconds), 3), "s", f"<= {TARGET_P95[label]}", note),
-        _row(f"mongo_pushdown_p50_{label}", round(statistics.median(mongo), 3), "s"),
-        _row(f"spark_sql_p50_{label}", round(statistics.median(spark_s), 3), "s"),
+            f"{orders_in_window} orders in the 15-min window; {TIMED_RUNS} runs per mode, interleaved, warm process; "
+            f"load avg {load_start} -> {_load()}")
+    rows = []
+    for mode, suffix in (("rollup", ""), ("facts", "_direct")):
+        series = timings[mode]
+        rows += [
+            _row(f"refresh_p50_{label}{suffix}", round(statistics.median(series["total"]), 3), "s", "", note),
+            _row(f"refresh_p95_{label}{suffix}", round(_p95(series["total"]), 3), "s",
+                 f"<= {TARGET_P95[label]}" if mode == "rollup" else "", f"orders from {mode}"),
+            _row(f"mongo_pushdown_p50_{label}{suffix}", round(statistics.median(series["mongo"]), 3), "s"),
+            _row(f"mongo_orders_query_p50_{label}{suffix}", round(statistics.median(series["orders"]), 3), "s"),
+            _row(f"spark_sql_p50_{label}{suffix}", round(statistics.median(series["spark"]), 3), "s"),
+        ]
+    rows += [
+        _row(f"spark_one_action_p50_{label}", round(statistics.median(spark_one), 3), "s", "",
+             "the five queries as one action, 1 shuffle partition (now)"),
+        _row(f"spark_five_actions_p50_{label}", round(statistics.median(spark_five), 3), "s", "",
+             "the five queries as five concurrent actions with ORDER BY, session defaults (before)"),
+        _row(f"rollup_initial_fold_{label}", round(initial_fold, 3), "s", "",
+             f"first fold after the backfill (folds it all: {rollup_rows} rollup rows)"),
+        _row(f"rollup_fold_new_minute_p50_{label}", round(statistics.median(folds), 3), "s", "",
+             f"fold of one more minute of orders (~{int(rate)}/min), as each live KPI run does"),
         _row(f"backfill_events_per_s_{label}", summary["events_per_second"], "events/s"),
     ]
     if label == "1x":
@@ -92,6 +126,66 @@ def _bench_rate(settings: Settings, label: str, rate: float) -> list[dict]:
     client.close()
     cache.close()
     return rows
+
+
+# The ORDER BY each query had before rows were sorted in Python (for the "before" Spark figure).
+_PREVIOUS_ORDER_BY = {
+    "inventory_level": "dc_id, sku_id",
+    "stockout_risk": "days_to_stockout ASC NULLS LAST, dc_id, sku_id",
+    "supplier_performance": "supplier_id",
+    "dc_utilization": "dc_id",
+    "regional_fulfillment": "region_id",
+}
+
+
+def _spark_side_by_side(db, spark, as_of: dt.datetime) -> tuple[list[float], list[float]]:
+    """Spark alone on the same inputs: the current single action vs the previous five concurrent actions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scbda_assets.kpis import compute, sql
+
+    specs = list(compute.KPIS.values())
+    keys = {compute._query_key(spec, name) for spec in specs for name in spec.inputs}
+    tables = {key: compute._timed_aggregate(db, compute._query(key, as_of, False))[0] for key in keys}
+
+    def five_actions():
+        frames = {key: spark.createDataFrame(table, schema=compute._spark_schema(table.schema))
+                  for key, table in tables.items()}
+
+        def evaluate(spec):
+            args = {"window_minutes": spec.window_minutes, **sql.THRESHOLDS}
+            used = {key: value for key, value in args.items() if f":{key}" in spec.sql}
+            bound = {name: frames[compute._query_key(spec, name)] for name in spec.inputs}
+            text = f"{spec.sql}\nORDER BY {_PREVIOUS_ORDER_BY[spec.name]}"
+            return spark.sql(text, args=used, **bound).toArrow().to_pylist()
+
+        with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+            list(pool.map(evaluate, specs))
+
+    one, five = [], []
+    for i in range(TIMED_RUNS):
+        for variant in ("one", "five") if i % 2 == 0 else ("five", "one"):
+            started = time.perf_counter()
+            compute._evaluate(spark, specs, tables) if variant == "one" else five_actions()
+            (one if variant == "one" else five).append(time.perf_counter() - started)
+    return one, five
+
+
+def _live_minute_folds(db, end: dt.datetime, minutes: int = 3) -> list[float]:
+    """The incremental cost a live run adds: one more minute of orders is ingested (a copy of the last backfilled
+    minute, fresh ids, ingested now), the rollup folds it in (plus the unsealed tail: the last minute or two)."""
+    last_minute = list(db.orders_fact.find({"order_ts": {"$gte": end - dt.timedelta(minutes=1), "$lt": end}},
+                                           {"_id": 0}))
+    seconds = []
+    for i in range(minutes):
+        rollup.fold_new_orders(db)
+        now = dt.datetime.now(dt.UTC)
+        db.orders_fact.insert_many([{**doc, "order_id": f"{doc['order_id']}-live{i}", "ingested_at": now}
+                                    for doc in last_minute], ordered=False)
+        started = time.perf_counter()
+        rollup.fold_new_orders(db)
+        seconds.append(time.perf_counter() - started)
+    return seconds
 
 
 def _process_costs(settings: Settings, as_of: dt.datetime) -> list[dict]:

@@ -53,7 +53,7 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
         if (_in(o.get("order_ts"), start15, as_of) and isinstance(o.get("sku_id"), str)
                 and isinstance(o.get("dc_id"), str) and _whole(o.get("requested_qty"))
                 and _whole(o.get("fulfilled_qty")) and _number(o.get("order_value"))
-                and _number(o.get("lost_revenue"))):
+                and _number(o.get("lost_revenue")) and isinstance(o.get("ingested_at"), dt.datetime)):
             agg = orders[(o["sku_id"], o["dc_id"])]
             agg["orders"] += 1
             agg["req"] += o["requested_qty"]
