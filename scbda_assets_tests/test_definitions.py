@@ -72,3 +72,10 @@ def test_archive_assets_are_hourly_partitioned(tmp_path):
     for name in ASSETS_BY_GROUP["archive"]:
         partitions = repo.asset_graph.get(dg.AssetKey(name)).partitions_def
         assert isinstance(partitions, dg.HourlyPartitionsDefinition), name
+
+
+def test_kpi_assets_have_freshness_policies(tmp_path):
+    _, repo = _repository(tmp_path)
+    for name in ASSETS_BY_GROUP["kpis"]:
+        policy = repo.asset_graph.get(dg.AssetKey(name)).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 180, name
