@@ -194,8 +194,8 @@ def run_soak(minutes: float, rate: float, threshold_mb: float, base_home: Path, 
              history_minutes: int = 90) -> dict:
     home = base_home / f"soak-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     env = _soak_env(home, rate, threshold_mb)
-    settings = Settings.from_env(env)
-    endpoints, _ = services_up(settings)
+    embedded = Settings.from_env(env)  # what services_down needs: the services as embedded, not as explicit URIs
+    endpoints, _ = services_up(embedded)
     settings = Settings.from_env({**env, **endpoints})
     full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}, **env, **endpoints}
     started = time.monotonic()
@@ -250,7 +250,7 @@ def run_soak(minutes: float, rate: float, threshold_mb: float, base_home: Path, 
             "samples": [dataclasses.asdict(s) for s in samples],
         }
     finally:
-        services_down(settings)
+        services_down(embedded)
         if port_open(settings.dagster_port):
             print("warning: the Dagster UI port is still open after the soak", file=sys.stderr)
 

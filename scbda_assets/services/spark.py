@@ -76,6 +76,9 @@ class EmbeddedSpark(EmbeddedService):
             **SPARK_CONF,
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(self.port),
+            # Every run is a new client session; one left behind by a crashed run is closed after 5 idle minutes
+            # (the 60-minute default let a day of minute runs exhaust the heap).
+            "spark.connect.session.manager.defaultSessionTimeout": "5min",
             "spark.local.dir": str(self.dir / "tmp"),
             "spark.sql.warehouse.dir": str(self.dir / "warehouse"),
         }

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pathlib import Path
+
 from scbda_assets.soak import run_soak
 
 
@@ -26,3 +28,5 @@ def test_short_soak_loses_nothing_and_keeps_kpis_fresh(tmp_path, monkeypatch):
         assert ids["in_both"] == 0 and ids["duplicated_in_archive"] == 0, (collection, ids)
     assert report["ids"]["orders_fact"]["in_archive"] > 0
     assert report["rss_mb_peak_total"] > 0 and "mongod" in report["rss_mb_peak_by_process"]
+    # Everything the soak started is stopped again (a service's state file goes when it is stopped).
+    assert list((Path(report["state_folder"]) / "services").glob("*.json")) == []
