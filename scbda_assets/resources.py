@@ -69,7 +69,7 @@ class MongoResource(dg.ConfigurableResource):
                 client.admin.command("ping")
             except pymongo.errors.PyMongoError as exc:
                 client.close()
-                raise ServiceUnavailable(f"MongoDB unreachable at {redact(uri)}: {_first_line(exc)}") from None
+                raise ServiceUnavailable(f"MongoDB unreachable at {redact(uri)}: {first_line(exc)}") from None
             self._client = client
         return self._client
 
@@ -103,7 +103,7 @@ class RedisResource(dg.ConfigurableResource):
                 client.ping()
             except redis.RedisError as exc:
                 client.close()
-                raise ServiceUnavailable(f"Redis unreachable at {redact(url)}: {_first_line(exc)}") from None
+                raise ServiceUnavailable(f"Redis unreachable at {redact(url)}: {first_line(exc)}") from None
             self._client = client
         return self._client
 
@@ -155,7 +155,7 @@ class SettingsResource(dg.ConfigurableResource):
         return Settings.from_env(self.environment)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The cause, without the driver's appendix (pymongo adds timeouts and a topology dump)."""
     lines = str(exc).strip().splitlines()
     if not lines:

@@ -20,7 +20,7 @@ from pymongo.database import Database
 
 from scbda_assets.kpis.compute import KPI_NAMES, KpiRun, compute_kpis, headline_numbers, iso
 from scbda_assets.kpis.publish import publish_snapshot
-from scbda_assets.resources import ServiceUnavailable
+from scbda_assets.resources import ServiceUnavailable, first_line
 from scbda_assets.settings import ConfigError, Settings, redact
 
 # Spark Connect's default client retries an unreachable server for ~10 minutes; a minute schedule wants to fail
@@ -101,13 +101,13 @@ class service_errors:
             return False
         if isinstance(error, pymongo.errors.ConnectionFailure):
             address = ",".join(f"{h}:{p}" for h, p in self.db.client.topology_description.server_descriptions())
-            raise ServiceUnavailable(f"MongoDB unreachable at {address}: {_first_line(error)}") from None
+            raise ServiceUnavailable(f"MongoDB unreachable at {address}: {first_line(error)}") from None
         if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
             kwargs = self.redis_client.connection_pool.connection_kwargs
             address = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-            raise ServiceUnavailable(f"Redis unreachable at {address}: {_first_line(error)}") from None
+            raise ServiceUnavailable(f"Redis unreachable at {address}: {first_line(error)}") from None
         if _is_spark_unavailable(error):
-            raise ServiceUnavailable(f"Spark Connect unreachable: {_first_line(error)}") from None
+            raise ServiceUnavailable(f"Spark Connect unreachable: {first_line(error)}") from None
         return False
 
 
@@ -162,7 +162,3 @@ def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None) ->
         cache.teardown_after_execution(None)
     return outcome.summary()
 
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__
