@@ -137,9 +137,36 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             uri=settings.mongo_uri or "", database_name=settings.mongo_db, home=str(settings.home)
         ),
         "redis": RedisResource(url=settings.redis_url or "", key_prefix=settings.key_prefix, home=str(settings.home)),
-        "pyspark": LazyPySparkResource(spark_config=spark_config(settings)),
+        "pyspark": SparkResource(spark_config=spark_config(settings)),
         "settings": SettingsResource.from_settings(settings),
     }
+
+
+class SparkResource(LazyPySparkResource):
+    """dagster-pyspark's lazy session, released when the run (or CLI command) that opened it ends.
+
+    Against Spark Connect each session holds state in the server's heap until it is stopped or idles out, and a
+    run a minute piles them up (the 30-minute soak ran the server out of memory). So a remote session is created
+    for this resource alone (``create()``: ``getOrCreate()`` would hand back, and teardown would then stop, a
+    session others in the process share) and stopped at teardown. A local session is the process's one JVM and
+    is left running.
+    """
+
+    def _init_session(self) -> None:
+        remote = self.spark_config.get("spark.remote")
+        if self._spark_session is None and remote:
+            from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+            self._spark_session = ConnectSession.builder.remote(remote).create()
+        super()._init_session()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext | None) -> None:
+        if self._spark_session is not None and self.spark_config.get("spark.remote"):
+            try:
+                self._spark_session.stop()
+            except Exception:  # noqa: BLE001 - a server already gone has nothing left to release
+                pass
+            self._spark_session = None
 
 
 class SettingsResource(dg.ConfigurableResource):

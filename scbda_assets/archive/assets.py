@@ -6,13 +6,13 @@ import datetime as dt
 import time
 
 import dagster as dg
-from dagster_pyspark import LazyPySparkResource
+
 
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.protocol import archive_range
 from scbda_assets.archive.schema import SPECS, SPECS_BY_ASSET
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.resources import MongoResource, SettingsResource
+from scbda_assets.resources import MongoResource, SettingsResource, SparkResource
 
 STAGE_TAG = {"scbda/stage": "archive"}
 
@@ -34,7 +34,7 @@ STAGE_TAG = {"scbda/stage": "archive"}
     op_tags=STAGE_TAG,
 )
 def archive_assets(
-    context: dg.AssetExecutionContext, mongo: MongoResource, pyspark: LazyPySparkResource, settings: SettingsResource
+    context: dg.AssetExecutionContext, mongo: MongoResource, pyspark: SparkResource, settings: SettingsResource
 ):
     config = settings.get()
     window = context.partition_time_window

@@ -3,6 +3,7 @@
     <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-NNNNN.snappy.parquet
     <root>/_manifests/<batch_id>.json
     <root>/_staging/<batch_id>/<collection>/...     Spark's own output before it is published (never read)
+    <root>/_staging/<batch_id>/_input/<collection>.parquet   the selected documents, uncompressed, for Spark to read
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def manifest_file(batch_id: str) -> str:
 def staging_dir(batch_id: str, collection: str | None = None) -> str:
     base = f"{STAGING_DIR}/{batch_id}"
     return f"{base}/{collection}" if collection else base
+
+
+def staging_input(batch_id: str, collection: str) -> str:
+    return f"{staging_dir(batch_id)}/_input/{collection}.parquet"
 
 
 def new_batch_id(now: dt.datetime, token: str) -> str:

@@ -15,27 +15,30 @@ Archive runs must not overlap (the Dagster run queue allows one ``scbda/stage=ar
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pymongo.database import Database
 
 from scbda_assets.archive import layout
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive.schema import ID_COLUMN, PARTITION_COLUMNS, SPECS, SPECS_BY_COLLECTION, CollectionSpec
-from scbda_assets.archive.selection import Selection, decode_id, select
+from scbda_assets.archive.selection import decode_id, select_chunks
 from scbda_assets.archive.storage import ArchiveStore
 
 Checkpoint = Callable[[str], None]  # called after each step: "written", "verified", "manifest", "deleted_chunk"
 INCOMPLETE_DIR = f"{layout.MANIFEST_DIR}/_incomplete"
-WRITE_VIA = "staged_parquet"  # how Spark gets the selected rows (see _spark_write)
-WRITE_CHUNK_ROWS = 500_000  # rows per createDataFrame (bounds what one Connect request carries)
+STAGED_ROW_GROUP = 125_000  # rows per row group of the staging input (Spark splits its read along them)
 DELETE_CHUNK = 50_000  # ids per delete_many (50 000 ObjectIds ≈ 1 MB of query, far below the 16 MB limit)
+DELETE_THREADS = 2
 
 
 class ArchiveVerificationError(RuntimeError):
@@ -112,17 +115,14 @@ def run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, *, check
         clock = time.perf_counter()
 
     if manifest["status"] == mf.PENDING:
-        selections = {}
+        selected_ids = {}
         for name in manifest["collections"]:
             spec = SPECS_BY_COLLECTION[name]
-            selections[name] = selection = select(db, spec, start, cutoff, cutoff)
-            lap("select")
-            manifest["collections"][name] = _write(spark, store, spec, batch_id, selection, start, cutoff)
-            lap("write")
+            manifest["collections"][name], selected_ids[name] = _write(db, spark, store, spec, batch_id, start,
+                                                                       cutoff, lap)
         checkpoint("written")
-        for name, selection in selections.items():
-            verified_ids[name] = _verify(spark, store, manifest["collections"][name]["files"],
-                                         selection.table[ID_COLUMN], name)
+        for name, selected in selected_ids.items():
+            verified_ids[name] = _verify(store, manifest["collections"][name]["files"], selected, name)
         lap("verify")
         checkpoint("verified")
         manifest["status"] = mf.VERIFIED
@@ -130,7 +130,7 @@ def run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, *, check
         checkpoint("manifest")
     if manifest["status"] == mf.VERIFIED:
         for name, entry in manifest["collections"].items():
-            ids = verified_ids[name] if name in verified_ids else read_ids(spark, store, entry["files"])
+            ids = verified_ids[name] if name in verified_ids else read_ids(store, entry["files"])
             entry["deleted_count"] = _delete(db[name], ids, checkpoint, delete_chunk)
         lap("delete")
         manifest["status"] = mf.COMPLETE
@@ -140,15 +140,25 @@ def run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, *, check
     return manifest
 
 
-def _write(spark, store: ArchiveStore, spec: CollectionSpec, batch_id: str, selection: Selection,
-           start: dt.datetime, cutoff: dt.datetime) -> dict:
-    """Spark writes the selection into staging; its files then replace this batch's files in the hour folders."""
-    staging = layout.staging_dir(batch_id, spec.collection)
+def _write(db: Database, spark, store: ArchiveStore, spec: CollectionSpec, batch_id: str, start: dt.datetime,
+           cutoff: dt.datetime, lap: Callable[[str], None]) -> tuple[dict, pa.Array]:
+    """Select the collection's documents of [start, cutoff) chunk by chunk into the batch's staging input file
+    (memory stays bounded), have Spark write them, then publish Spark's files in place of this batch's files in
+    the hour folders. Returns the manifest entry and the ids selected."""
+    staging, input_file = layout.staging_dir(batch_id, spec.collection), layout.staging_input(batch_id, spec.collection)
     store.delete_dir(staging)
-    table = selection.table
-    if table.num_rows:
-        _spark_write(spark, store, spec, table, staging, input_file=f"{layout.staging_dir(batch_id)}/_input/"
-                     f"{spec.collection}.parquet")
+    ids, records, malformed, source_bytes, event_times = [], 0, 0, 0, []
+    with _staged_input(store, input_file, spec.arrow_schema()) as writer:
+        for chunk in select_chunks(db, spec, start, cutoff, cutoff):
+            writer.write_table(chunk.table, row_group_size=STAGED_ROW_GROUP)
+            ids.append(chunk.table[ID_COLUMN])
+            records, malformed = records + chunk.record_count, malformed + chunk.malformed_count
+            source_bytes += chunk.source_bytes
+            event_times += [v.as_py() for v in pc.min_max(chunk.table[spec.event_field]).values() if v.is_valid]
+    lap("select")
+    if records:
+        _spark_write(spark, store, spec, input_file, staging)
+    store.delete_file(input_file)
     _remove_batch_files(store, spec.collection, batch_id, start, cutoff)
     files, sequence = [], {}
     for staged in store.list_files(staging, prefix="part-", recursive=True):
@@ -160,45 +170,39 @@ def _write(spark, store: ArchiveStore, spec: CollectionSpec, batch_id: str, sele
         store.move(staged, target)
         files.append(target)
     store.delete_dir(staging)
-    events = table[spec.event_field]
-    return mf.collection_entry(
-        record_count=table.num_rows,
-        malformed_count=selection.malformed_count,
-        min_event_ts=pc.min(events).as_py() if table.num_rows else None,
-        max_event_ts=pc.max(events).as_py() if table.num_rows else None,
+    lap("write")
+    entry = mf.collection_entry(
+        record_count=records,
+        malformed_count=malformed,
+        min_event_ts=min(event_times, default=None),
+        max_event_ts=max(event_times, default=None),
         partitions=sorted(sequence),
         files=sorted(files),
         bytes_written=sum(store.size(path) for path in files),
-        source_bytes=selection.source_bytes,
+        source_bytes=source_bytes,
     )
+    return entry, pa.chunked_array(ids, pa.string()).combine_chunks()
 
 
-def _spark_write(spark, store: ArchiveStore, spec: CollectionSpec, table: pa.Table, staging: str, *,
-                 input_file: str, via: str | None = None) -> None:
-    """Spark writes ``table`` into ``staging/event_date=…/hour=…/`` (explicit schema, snappy, one file per hour).
+@contextlib.contextmanager
+def _staged_input(store: ArchiveStore, input_file: str, schema: pa.Schema):
+    """An uncompressed Parquet file the chunks are appended to: Spark reads it in parallel, with no Arrow over the
+    Connect channel (3.5x faster than ``createDataFrame`` here)."""
+    store.fs.create_dir(store.path(input_file).rsplit("/", 1)[0], recursive=True)
+    with pq.ParquetWriter(store.path(input_file), schema, filesystem=store.fs, compression="none") as writer:
+        yield writer
 
-    ``staged_parquet`` (default): pyarrow writes the table once as an uncompressed Parquet ``input_file`` in the
-    batch's staging folder and Spark reads it (in parallel, no Arrow over the Connect channel); ``arrow``: Spark
-    ingests the Arrow table client-side (``createDataFrame``) in chunks of WRITE_CHUNK_ROWS (a file per hour per
-    chunk).
+
+def _spark_write(spark, store: ArchiveStore, spec: CollectionSpec, input_file: str, staging: str) -> None:
+    """Spark reads the staged input with the explicit schema and writes ``staging/event_date=…/hour=…/`` (snappy).
+
+    No shuffle: the input is in event-time order (the index order of the select), so each task's planned local
+    sort by hour is cheap and an hour gets one file per input split it spans.
     """
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    via = via or WRITE_VIA
-    if via == "staged_parquet":
-        store.fs.create_dir(store.path(input_file).rsplit("/", 1)[0], recursive=True)
-        pq.write_table(table, store.path(input_file), filesystem=store.fs, compression="none",
-                       row_group_size=WRITE_CHUNK_ROWS // 4)
-        frames = [spark.read.schema(spec.spark_ddl()).parquet(store.uri(input_file))]
-    elif via == "arrow":
-        frames = [spark.createDataFrame(table.slice(offset, WRITE_CHUNK_ROWS), schema=spec.spark_ddl())
-                  for offset in range(0, table.num_rows, WRITE_CHUNK_ROWS)]
-    else:
-        raise ValueError(f"unknown write path {via!r}: accepted staged_parquet, arrow")
-    for frame in frames:
-        (frame.repartition(*PARTITION_COLUMNS).write.mode("append").partitionBy(*PARTITION_COLUMNS)
-         .option("compression", "snappy").parquet(store.uri(staging)))
-    if via == "staged_parquet":
-        store.delete_file(input_file)
+    (spark.read.schema(spec.spark_ddl()).parquet(store.uri(input_file))
+     .write.mode("append").partitionBy(*PARTITION_COLUMNS).option("compression", "snappy")
+     .parquet(store.uri(staging)))
 
 
 def _remove_batch_files(store: ArchiveStore, collection: str, batch_id: str, start: dt.datetime,
@@ -211,16 +215,16 @@ def _remove_batch_files(store: ArchiveStore, collection: str, batch_id: str, sta
             store.delete_file(path)
 
 
-def read_ids(spark, store: ArchiveStore, files: list[str]) -> pa.Array:
+def read_ids(store: ArchiveStore, files: list[str]) -> pa.Array:
+    """The ``_id`` column of the given archive files, read back from the archive filesystem."""
     if not files:
         return pa.array([], pa.string())
-    frame = spark.read.schema(f"`{ID_COLUMN}` STRING").parquet(*(store.uri(path) for path in files))
-    return frame.toArrow()[ID_COLUMN].combine_chunks()
+    dataset = ds.dataset([store.path(path) for path in files], filesystem=store.fs, format="parquet")
+    return dataset.to_table(columns=[ID_COLUMN])[ID_COLUMN].combine_chunks()
 
 
-def _verify(spark, store: ArchiveStore, files: list[str], selected: pa.ChunkedArray, name: str) -> pa.Array:
-    written = read_ids(spark, store, files)
-    selected = selected.combine_chunks()
+def _verify(store: ArchiveStore, files: list[str], selected: pa.Array, name: str) -> pa.Array:
+    written = read_ids(store, files)
     unique_written = len(pc.unique(written))
     missing = len(selected) - pc.sum(pc.is_in(selected, value_set=written)).as_py() if len(selected) else 0
     if len(written) != len(selected) or unique_written != len(written) or missing:
@@ -232,13 +236,24 @@ def _verify(spark, store: ArchiveStore, files: list[str], selected: pa.ChunkedAr
 
 
 def _delete(collection, ids: pa.Array, checkpoint: Checkpoint, chunk: int) -> int:
-    deleted = 0
+    """Delete the ids in chunks, DELETE_THREADS at a time (mongod removes documents and index entries on both
+    cores); after a failure no further chunk starts."""
     values = ids.to_pylist()
-    for offset in range(0, len(values), chunk):
+
+    def delete_chunk(offset: int) -> int:
         batch = [decode_id(text) for text in values[offset : offset + chunk]]
-        deleted += collection.delete_many({"_id": {"$in": batch}}).deleted_count
+        deleted = collection.delete_many({"_id": {"$in": batch}}).deleted_count
         checkpoint("deleted_chunk")
-    return deleted
+        return deleted
+
+    with ThreadPoolExecutor(DELETE_THREADS) as pool:
+        futures = [pool.submit(delete_chunk, offset) for offset in range(0, len(values), chunk)]
+        try:
+            return sum(future.result() for future in futures)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def list_manifests(store: ArchiveStore) -> list[dict]:

@@ -33,7 +33,6 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
     summary["incomplete_batches"] = [path.rsplit("/", 1)[-1] for path in incomplete]
     if dry_run or (not plan.archive and not incomplete):
         return summary
-    already_running = _existing_spark_sessions()
     spark = resources["pyspark"].spark_session
     try:
         recovered = recover(db, spark, store)
@@ -43,21 +42,11 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
             batch = archive_range(db, spark, store, start=plan.start, end=plan.end, now=now,
                                   safety_minutes=settings.archive_safety_minutes)
     finally:
-        # A client session this call created is stopped, or its threads outlive the command (retrying a stopped
-        # server at exit); a session the caller already had (getOrCreate returns it) is left alone.
-        if not any(spark is session for session in already_running):
-            spark.stop()
+        # The session this call opened is released (a Connect client's threads would outlive the command).
+        resources["pyspark"].teardown_after_execution(None)
     summary["batch"] = _batch_summary(batch) if batch else None
     summary["data_size_after_mb"] = round(int(db.command("dbStats")["dataSize"]) / MB, 3)
     return summary
-
-
-def _existing_spark_sessions() -> list:
-    from pyspark.sql import SparkSession
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
-
-    found = [SparkSession.getActiveSession(), ConnectSession.getActiveSession(), ConnectSession._get_default_session()]
-    return [session for session in found if session is not None]
 
 
 def _batch_summary(manifest: dict) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -63,11 +64,18 @@ NON_DATE_TYPES = (["double", "string", "object", "binData", "undefined", "object
                   ["minKey", "maxKey"])
 
 
+def dateless_conditions(spec: CollectionSpec) -> list[dict]:
+    """Event time missing, null or not a date, as index-served conditions (one per list of NON_DATE_TYPES)."""
+    return [{spec.event_field: None}] + [{spec.event_field: {"$type": types}} for types in NON_DATE_TYPES]
+
+
 def dateless_filters(spec: CollectionSpec, cutoff: dt.datetime) -> list[dict]:
     """Documents whose event time is not a date at all (rare: written from outside), whatever their hour."""
-    eligible = eligibility_filter(spec, cutoff)
-    return [{spec.event_field: None, **eligible}] + [{spec.event_field: {"$type": types}, **eligible}
-                                                     for types in NON_DATE_TYPES]
+    return [{**condition, **eligibility_filter(spec, cutoff)} for condition in dateless_conditions(spec)]
+
+
+# Raw BSON per Arrow chunk: the run's memory stays bounded however many documents an hour holds (100x rate: ~2 GB).
+CHUNK_BYTES = 64 * 2**20
 
 
 @dataclasses.dataclass
@@ -82,31 +90,68 @@ class Selection:
 
 
 def select(db: Database, spec: CollectionSpec, start: dt.datetime, end: dt.datetime, cutoff: dt.datetime) -> Selection:
-    """The eligible documents of [start, min(end, cutoff)) as one Arrow table (explicit schema, all nullable).
+    """The eligible documents of [start, min(end, cutoff)) as one Arrow table (``select_chunks``, concatenated)."""
+    chunks = list(select_chunks(db, spec, start, end, cutoff))
+    if not chunks:
+        return Selection(spec.arrow_schema().empty_table(), 0, 0)
+    return Selection(table=pa.concat_tables([c.table for c in chunks]),
+                     source_bytes=sum(c.source_bytes for c in chunks),
+                     malformed_count=sum(c.malformed_count for c in chunks))
 
-    Every query is served by the event-time index: the well-formed documents of the range (pymongoarrow find),
-    the malformed ones of the range, and the rare documents without a date as event time; the malformed ones are
-    kept by their archive time (a document may match more than one query: kept once). ``source_bytes`` is
-    computed without asking MongoDB per document (see ``typed_bson_bytes``).
+
+def select_chunks(db: Database, spec: CollectionSpec, start: dt.datetime, end: dt.datetime, cutoff: dt.datetime,
+                  *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Selection]:
+    """The eligible documents of [start, min(end, cutoff)) as Arrow tables of about ``chunk_bytes`` of BSON each
+    (explicit schema, all nullable), well-formed ones first in event-time order, then the malformed ones.
+
+    Every query is served by the event-time index: the well-formed documents of the range (pymongoarrow, streamed
+    from raw batches), the malformed ones of the range, and the rare documents without a date as event time; the
+    malformed ones are kept by their archive time (a document may match more than one query: kept once). The
+    malformed range query reads every document of the range again, so it only runs when an index count of the
+    range, taken after the typed read, says some document there was not typed. ``source_bytes`` is computed
+    without asking MongoDB per document (see ``typed_bson_bytes``).
     """
-    from pymongoarrow.api import find_arrow_all
-
     collection = db[spec.collection]
     stop = min(end, cutoff)
-    typed = find_arrow_all(collection, well_formed_filter(spec, start, end, cutoff), schema=spec.pymongoarrow_schema())
-    source_bytes = typed_bson_bytes(spec, typed)
-    well_formed = _from_typed(spec, typed)
+    typed_rows = 0
+    for typed in _typed_chunks(collection, well_formed_filter(spec, start, end, cutoff), spec.pymongoarrow_schema(),
+                               chunk_bytes):
+        typed_rows += typed.num_rows
+        yield Selection(_from_typed(spec, typed), typed_bson_bytes(spec, typed), 0)
 
+    # Inserts only add documents (archive runs never overlap): equal counts mean no malformed document in range.
+    in_range = collection.count_documents({spec.event_field: {"$gte": start, "$lt": stop},
+                                           **eligibility_filter(spec, cutoff)})
+    queries = dateless_filters(spec, cutoff)
+    if in_range != typed_rows:
+        queries.insert(0, malformed_filter(spec, start, end, cutoff))
     candidates = {}
-    for query in [malformed_filter(spec, start, end, cutoff), *dateless_filters(spec, cutoff)]:
+    for query in queries:
         for doc in collection.find(query):
             candidates[encode_id(doc["_id"])] = doc
     malformed_docs = [doc for doc in candidates.values()
                       if (moment := _archive_time(spec, doc)) is not None and start <= moment < stop]
-    source_bytes += sum(len(bson.encode(doc)) for doc in malformed_docs)
-    malformed = _from_documents(spec, malformed_docs)
-    table = pa.concat_tables([well_formed, malformed]) if malformed.num_rows else well_formed
-    return Selection(table=table, source_bytes=source_bytes, malformed_count=malformed.num_rows)
+    if malformed_docs:
+        yield Selection(_from_documents(spec, malformed_docs), sum(len(bson.encode(doc)) for doc in malformed_docs),
+                        len(malformed_docs))
+
+
+def _typed_chunks(collection, query: dict, schema, chunk_bytes: int) -> Iterator[pa.Table]:
+    """``find_arrow_all``, streamed: a new Arrow table every ``chunk_bytes`` of raw BSON batches."""
+    from pymongoarrow.context import PyMongoArrowContext
+
+    projection = {name: True for name in schema}
+    context, pending = None, 0
+    for batch in collection.find_raw_batches(query, projection=projection):
+        if context is None:
+            context = PyMongoArrowContext(schema, codec_options=collection.codec_options)
+        context.process_bson_stream(batch)
+        pending += len(batch)
+        if pending >= chunk_bytes:
+            yield context.finish()
+            context, pending = None, 0
+    if context is not None:
+        yield context.finish()
 
 
 _VALUE_BYTES = {"double": 8, "date": 8}
@@ -208,12 +253,11 @@ def _from_documents(spec: CollectionSpec, docs: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime):
-    """Per hour before the horizon: eligible documents, their BSON bytes and newest ObjectId (planning input)."""
-    from scbda_assets.archive.planning import HourStats
-
-    pipeline = [
-        {"$match": {"$or": [{spec.event_field: {"$lt": horizon}}, {spec.event_field: {"$not": {"$type": "date"}}}],
+def eligible_hour_pipeline(spec: CollectionSpec, horizon: dt.datetime) -> list[dict]:
+    """Per hour before the horizon: eligible documents, their BSON bytes and newest ObjectId."""
+    return [
+        # Every branch of the $or is served by the event-time index ({$not: {$type: "date"}} would scan it all).
+        {"$match": {"$or": [{spec.event_field: {"$lt": horizon}}, *dateless_conditions(spec)],
                     **eligibility_filter(spec, horizon)}},
         {"$project": {"t": {"$dateTrunc": {"date": hour_expression(spec), "unit": "hour"}},
                       "size": {"$bsonSize": "$$ROOT"}}},
@@ -221,7 +265,13 @@ def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime
         {"$group": {"_id": "$t", "documents": {"$sum": 1}, "bytes": {"$sum": "$size"}, "max_id": {"$max": "$_id"}}},
         {"$sort": {"_id": 1}},
     ]
+
+
+def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime):
+    """The planning input: ``eligible_hour_pipeline`` run on the collection."""
+    from scbda_assets.archive.planning import HourStats
+
     return [
         HourStats(row["_id"].astimezone(dt.UTC), row["documents"], row["bytes"], str(row["max_id"]))
-        for row in db[spec.collection].aggregate(pipeline, allowDiskUse=True)
+        for row in db[spec.collection].aggregate(eligible_hour_pipeline(spec, horizon), allowDiskUse=True)
     ]

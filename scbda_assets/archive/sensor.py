@@ -31,6 +31,9 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
     recovery = _recovery_request(context, ArchiveStore(config.archive_uri))
     if recovery is not None:
         return recovery
+    if _archive_run_in_progress(context):
+        # Sizing scans every eligible document; while a run is archiving them the answer is known to be stale.
+        return dg.SkipReason("an archive run is in progress; the next decision is taken after it ends")
     try:
         plan, hours = decide(mongo.database(), config, dt.datetime.now(dt.UTC))
     except ServiceUnavailable as exc:

@@ -4,11 +4,11 @@ import datetime as dt
 import time
 
 import dagster as dg
-from dagster_pyspark import LazyPySparkResource
+
 
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history.regional_daily import DAYS, dumps, regional_daily
-from scbda_assets.resources import MongoResource, RedisResource, SettingsResource
+from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
 STAGE_TAG = {"scbda/stage": "history"}
 REDIS_KEY = "history:regional_daily"
@@ -32,7 +32,7 @@ def regional_daily_history(
     config: HistoryConfig,
     mongo: MongoResource,
     redis: RedisResource,
-    pyspark: LazyPySparkResource,
+    pyspark: SparkResource,
     settings: SettingsResource,
 ) -> dg.MaterializeResult:
     as_of = dt.datetime.fromisoformat(config.as_of.replace("Z", "+00:00")) if config.as_of else dt.datetime.now(dt.UTC)

@@ -3,12 +3,11 @@
 import datetime as dt
 
 import dagster as dg
-from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
 from scbda_assets.kpis.compute import HEADLINE_OF, KPI_NAMES, KPIS, alert_count
 from scbda_assets.kpis.refresh import RefreshOutcome, open_spark, parse_as_of, run_refresh
-from scbda_assets.resources import MongoResource, RedisResource, SettingsResource
+from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
 ASSET_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(f"kpi_{name}") for name in KPI_NAMES}
 OP_NAME = "kpis"
@@ -53,7 +52,7 @@ def kpis(
     config: KpiRunConfig,
     mongo: MongoResource,
     redis: RedisResource,
-    pyspark: LazyPySparkResource,
+    pyspark: SparkResource,
     settings: SettingsResource,
 ):
     """Compute the selected KPIs in one Spark session and write them to Redis in one transaction."""

@@ -158,7 +158,7 @@ def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None) ->
         outcome = run_refresh(db=db, spark=spark, redis_client=redis_client, as_of=moment,
                               ttl_seconds=settings.kpi_ttl_seconds, key=cache.key)
     finally:
-        mongo.teardown_after_execution(None)
-        cache.teardown_after_execution(None)
+        for resource in (mongo, cache, pyspark):
+            resource.teardown_after_execution(None)
     return outcome.summary()
 

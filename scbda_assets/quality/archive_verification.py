@@ -6,12 +6,10 @@ batches, and no archived id is still in MongoDB (the delete step finished). Read
 
 from __future__ import annotations
 
-import pyarrow.dataset as ds
 from pymongo.database import Database
 
 from scbda_assets.archive import manifest as mf
-from scbda_assets.archive.protocol import list_manifests
-from scbda_assets.archive.schema import ID_COLUMN
+from scbda_assets.archive.protocol import list_manifests, read_ids
 from scbda_assets.archive.selection import decode_id
 from scbda_assets.archive.storage import ArchiveStore
 
@@ -32,7 +30,7 @@ def verify_recent_batches(store: ArchiveStore, db: Database, collection: str, li
         if missing:
             problems.append(f"{batch_id}: {len(missing)} file(s) missing, e.g. {missing[0]}")
             continue
-        ids = _archived_ids(store, entry["files"])
+        ids = read_ids(store, entry["files"]).to_pylist()
         records += len(ids)
         if len(ids) != entry["record_count"]:
             problems.append(f"{batch_id}: {len(ids)} rows in files, manifest says {entry['record_count']}")
@@ -48,10 +46,3 @@ def verify_recent_batches(store: ArchiveStore, db: Database, collection: str, li
         if still_hot:
             problems.append(f"{batch_id}: {still_hot} archived id(s) still in MongoDB")
     return {"batches": len(batches), "records": records, "problems": problems}
-
-
-def _archived_ids(store: ArchiveStore, files: list[str]) -> list[str]:
-    if not files:
-        return []
-    dataset = ds.dataset([store.path(path) for path in files], filesystem=store.fs, format="parquet")
-    return dataset.to_table(columns=[ID_COLUMN]).column(ID_COLUMN).to_pylist()

@@ -1,5 +1,5 @@
 """Index-driven selection: malformed documents found by indexed queries (each archived exactly once), the computed
-``source_bytes`` against MongoDB's ``$bsonSize``, both Spark write paths giving the same files' content."""
+``source_bytes`` against MongoDB's ``$bsonSize``, chunked selection, Spark's write into hour folders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from bson import ObjectId
 
 from scbda_assets.archive import protocol
 from scbda_assets.archive.schema import ORDERS, SHIPMENTS, SPECS_BY_COLLECTION
-from scbda_assets.archive.selection import dateless_filters, malformed_filter, select, well_formed_filter
+from scbda_assets.archive.selection import (dateless_filters, eligible_hour_pipeline, malformed_filter, select, select_chunks,
+                                            well_formed_filter)
 from scbda_assets_tests.archive import facts
 from scbda_assets_tests.archive.conftest import DATA_START, NOW, assert_each_once
 
@@ -94,19 +95,43 @@ def test_every_selection_query_uses_the_event_time_index(mongo_db, hot, spec):
             assert stats["totalDocsExamined"] == 0, (query, stats["totalDocsExamined"])
 
 
-@pytest.mark.slow
-def test_both_write_paths_write_the_same_rows(mongo_db, spark, spark_settings, hot):
+@pytest.mark.parametrize("spec", [ORDERS, SHIPMENTS], ids=lambda s: s.collection)
+def test_sizing_for_the_sensor_uses_the_event_time_index(mongo_db, hot, spec):
+    """The sensor sizes the eligible hours every minute above the threshold: never by a collection scan."""
+    mongo_db[spec.collection].create_index(spec.event_field)
+    explained = mongo_db.command("explain", {"aggregate": spec.collection, "cursor": {},
+                                             "pipeline": eligible_hour_pipeline(spec, CUTOFF)},
+                                 verbosity="queryPlanner")
+    winning = str(explained.get("queryPlanner") or explained["stages"][0]["$cursor"]["queryPlanner"])
+    assert "COLLSCAN" not in winning and "IXSCAN" in winning
+
+
+def test_chunked_selection_equals_the_whole_in_event_time_order(mongo_db, hot):
+    facts.insert_all(mongo_db, {"orders_fact": facts.malformed_orders(START)})
+    whole = select(mongo_db, ORDERS, START, CUTOFF, CUTOFF)
+    chunks = list(select_chunks(mongo_db, ORDERS, START, CUTOFF, CUTOFF, chunk_bytes=4096))
+    assert len(chunks) >= 3  # two typed (raw batches: 101 documents, then the rest) and the malformed
+    assert [c.malformed_count for c in chunks] == [0] * (len(chunks) - 1) + [4]  # typed chunks first
+    assert pa.concat_tables([c.table for c in chunks]).equals(whole.table)
+    typed = pa.concat_tables([c.table for c in chunks[:-1]])["order_ts"].to_pylist()
+    assert typed == sorted(typed) and len(typed) == whole.record_count - 4
+    assert sum(c.source_bytes for c in chunks) == whole.source_bytes
+
+
+def test_spark_writes_the_staged_rows_into_their_hour_folders(mongo_db, spark, spark_settings, hot):
+    import pyarrow.parquet as pq
+
     from scbda_assets.archive.storage import ArchiveStore
 
     store = ArchiveStore(spark_settings.archive_uri)
     facts.insert_all(mongo_db, {"orders_fact": facts.malformed_orders(START)})
     table = select(mongo_db, ORDERS, START, CUTOFF, CUTOFF).table
-    written = {}
-    for via in ("arrow", "staged_parquet"):
-        protocol._spark_write(spark, store, ORDERS, table, f"_staging/{via}", input_file=f"_staging/in-{via}.parquet",
-                              via=via)
-        frame = spark.read.schema(ORDERS.spark_ddl()).parquet(store.uri(f"_staging/{via}"))
-        written[via] = sorted(tuple(row) for row in frame.collect())
-        assert store.list_files(f"_staging/{via}", prefix="part-", recursive=True)
-    assert not store.exists("_staging/in-staged_parquet.parquet")
-    assert written["arrow"] == written["staged_parquet"] and len(written["arrow"]) == table.num_rows
+    store.fs.create_dir(store.path("_staging"), recursive=True)
+    pq.write_table(table, store.path("_staging/input.parquet"), filesystem=store.fs)
+    protocol._spark_write(spark, store, ORDERS, "_staging/input.parquet", "_staging/out")
+    files = store.list_files("_staging/out", prefix="part-", recursive=True)
+    assert {path.split("/")[3] for path in files} == {"hour=08", "hour=09", "hour=10"}
+    frame = spark.read.schema(ORDERS.spark_ddl()).parquet(store.uri("_staging/out"))
+    written = {row["_id"]: (row["order_id"], row["hour"]) for row in frame.select("_id", "order_id", "hour").collect()}
+    staged = {row["_id"]: (row["order_id"], row["hour"]) for row in table.select(["_id", "order_id", "hour"]).to_pylist()}
+    assert written == staged and len(written) == table.num_rows

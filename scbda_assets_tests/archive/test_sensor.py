@@ -118,3 +118,19 @@ def test_an_incomplete_batch_is_finished_even_below_the_threshold(test_env, spar
     result = dg.materialize([archive_assets], resources=build_resources(settings), tags=request.tags)
     assert result.success and not store.list_files(INCOMPLETE_DIR)
     assert_each_once(spark, store, mongo_db, {"orders_fact": docs})
+
+
+def test_no_decision_while_an_archive_run_is_in_progress(test_env, mongo_db):
+    from scbda_assets.archive.assets import STAGE_TAG
+
+    _fill_hours(mongo_db, 6)
+    settings = _settings(test_env, archive_threshold_mb=0.01)
+    with dg.DagsterInstance.ephemeral() as instance:
+        resources = {"mongo": MongoResource(uri=settings.mongo_uri, database_name=settings.mongo_db),
+                     "settings": SettingsResource.from_settings(settings)}
+        with dg.build_sensor_context(resources=resources, instance=instance) as context:
+            assert isinstance(archive_size_sensor(context), dg.RunRequest)
+        instance.add_run(dg.DagsterRun(job_name="archive_job", status=dg.DagsterRunStatus.STARTED, tags=STAGE_TAG))
+        with dg.build_sensor_context(resources=resources, instance=instance) as context:
+            result = archive_size_sensor(context)
+    assert isinstance(result, dg.SkipReason) and "archive run is in progress" in result.skip_message
