@@ -72,11 +72,21 @@ def _label(proc: psutil.Process, service_pids: dict[str, int]) -> str:
         if proc.pid == pid:
             return name
     cmd = " ".join(proc.cmdline())
-    for marker in ("dagster-webserver", "dagster-daemon", "dagster code-server", "dagster api grpc",
-                   "streamlit", "dagster dev", "scbda_assets.cli run"):
-        if marker in cmd:
-            return marker
-    return "dagster run workers" if "dagster" in cmd else proc.name()
+    labels = (
+        ("dagster-webserver", "dagster-webserver"),
+        ("dagster._daemon", "dagster-daemon"),
+        ("dagster-daemon", "dagster-daemon"),
+        ("dagster code-server", "dagster code-server"),
+        ("dagster api grpc", "dagster api grpc"),
+        # The code server starts each run in a multiprocessing child (DefaultRunLauncher over gRPC).
+        ("multiprocessing", "dagster run workers"),
+        ("dagster api execute", "dagster run workers"),
+        ("watch_orphans", "dagster run workers"),  # and their compute-log helpers (`tail`)
+        ("streamlit", "streamlit"),
+        ("dagster dev", "dagster dev"),
+        ("scbda_assets.cli run", "scbda_assets.cli run"),
+    )
+    return next((label for marker, label in labels if marker in cmd), proc.name())
 
 
 def _archived_bytes(settings: Settings) -> int:
@@ -232,6 +242,7 @@ def run_soak(minutes: float, rate: float, threshold_mb: float, base_home: Path, 
             generated[collection] = generated.get(collection, 0) + count
         stale = [s.kpi_staleness_s for s in samples[4:] if s.kpi_staleness_s is not None]
         total_rss = [sum(s.rss_mb.values()) for s in samples]
+        services_rss = [sum(mb for name, mb in s.rss_mb.items() if name in service_pids) for s in samples]
         return {
             "minutes": minutes,
             "rate_events_per_minute": rate,
@@ -244,7 +255,8 @@ def run_soak(minutes: float, rate: float, threshold_mb: float, base_home: Path, 
             "mongo_data_mb": {"first": samples[0].mongo_data_mb, "max": max(s.mongo_data_mb for s in samples),
                               "last": samples[-1].mongo_data_mb} if samples else None,
             "archived_mb": samples[-1].archived_mb if samples else 0,
-            "rss_mb_peak_total": round(max(total_rss), 1) if total_rss else None,
+            "rss_mb_peak_total": round(max(total_rss), 1) if total_rss else None,  # services, Dagster, dashboard
+            "rss_mb_peak_embedded_services": round(max(services_rss), 1) if services_rss else None,
             "rss_mb_peak_by_process": _peak_by_process(samples),
             "ids": loss_report(settings, generated),
             "samples": [dataclasses.asdict(s) for s in samples],

@@ -3,7 +3,7 @@
     <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-NNNNN.snappy.parquet
     <root>/_manifests/<batch_id>.json
     <root>/_staging/<batch_id>/<collection>/...     Spark's own output before it is published (never read)
-    <root>/_staging/<batch_id>/_input/<collection>.parquet   the selected documents, uncompressed, for Spark to read
+    <root>/_staging/<batch_id>/_input/<collection>/slice-N.parquet   the selected documents, uncompressed, for Spark
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def staging_dir(batch_id: str, collection: str | None = None) -> str:
 
 
 def staging_input(batch_id: str, collection: str) -> str:
-    return f"{staging_dir(batch_id)}/_input/{collection}.parquet"
+    return f"{staging_dir(batch_id)}/_input/{collection}"
 
 
 def new_batch_id(now: dt.datetime, token: str) -> str:

@@ -136,6 +136,26 @@ def select_chunks(db: Database, spec: CollectionSpec, start: dt.datetime, end: d
                         len(malformed_docs))
 
 
+def split_range(db: Database, spec: CollectionSpec, start: dt.datetime, end: dt.datetime, cutoff: dt.datetime,
+                parts: int, *, min_documents: int = 100_000) -> list[tuple[dt.datetime, dt.datetime]]:
+    """[start, min(end, cutoff)) cut at event-time quantiles into up to ``parts`` slices holding about as many
+    documents each (found on the event-time index). Fewer than ``min_documents`` per slice: not cut."""
+    stop = min(end, cutoff)
+    collection, in_range = db[spec.collection], {spec.event_field: {"$gte": start, "$lt": stop}}
+    total = collection.count_documents(in_range)
+    parts = max(1, min(parts, total // max(1, min_documents)))
+    bounds = [start]
+    for k in range(1, parts):
+        row = next(collection.find(in_range, {spec.event_field: 1, "_id": 0}).sort(spec.event_field, 1)
+                   .skip(total * k // parts).limit(1), None)
+        moment = row and row[spec.event_field]
+        moment = moment and (moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
+        if moment and bounds[-1] < moment < stop:
+            bounds.append(moment)
+    bounds.append(stop)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def _typed_chunks(collection, query: dict, schema, chunk_bytes: int) -> Iterator[pa.Table]:
     """``find_arrow_all``, streamed: a new Arrow table every ``chunk_bytes`` of raw BSON batches."""
     from pymongoarrow.context import PyMongoArrowContext

@@ -10,9 +10,11 @@ from scbda_assets.quality.rules import (
     BUSINESS_RULES,
     EVENT_TIME_FIELD,
     FACT_SCHEMAS,
-    any_violation,
+    NEW_DOCUMENTS_WINDOW,
+    new_documents,
     quality_score,
     schema_violation,
+    violation_counts,
 )
 from scbda_assets.resources import MongoResource, SettingsResource
 
@@ -24,25 +26,35 @@ def _examples(collection, query: dict) -> list[str]:
     return [str(doc["_id"]) for doc in collection.find(query, {"_id": 1}).limit(_EXAMPLES)]
 
 
+def _scope(name: str) -> tuple[dict, str]:
+    """What a check reads: the new documents of a fact collection; the whole (small) inventory_state."""
+    if name not in FACT_SCHEMAS:
+        return {}, "every document"
+    minutes = int(NEW_DOCUMENTS_WINDOW.total_seconds() // 60)
+    return new_documents(dt.datetime.now(dt.UTC)), f"inserted in the last {minutes} min, and any non-ObjectId _id"
+
+
 def _schema_check(name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=name,
         name="schema_valid",
-        description=f"Every {name} document has the SPEC §6 fields with the right BSON types. Malformed documents "
-        "written from outside are counted here (and skipped by the KPIs, archived as they are).",
+        description=f"Every new {name} document has the SPEC §6 fields with the right BSON types. Malformed "
+        "documents written from outside are counted here (and skipped by the KPIs, archived as they are).",
     )
     def check(mongo: MongoResource) -> dg.AssetCheckResult:
         collection = mongo.database()[name]
-        total = collection.estimated_document_count()
-        invalid = collection.count_documents(schema_violation(name))
+        scope, described = _scope(name)
+        counts = violation_counts(collection, scope)
         return dg.AssetCheckResult(
-            passed=invalid == 0,
+            passed=counts["malformed"] == 0,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "documents": total,
-                "malformed": invalid,
-                "data_quality_score": quality_score(total, invalid),
-                "examples (_id)": dg.MetadataValue.json(_examples(collection, schema_violation(name))),
+                "documents": counts["documents"],
+                "checked": described,
+                "malformed": counts["malformed"],
+                "data_quality_score": quality_score(counts["documents"], counts["malformed"]),
+                "examples (_id)": dg.MetadataValue.json(
+                    _examples(collection, {"$and": [scope, schema_violation(name)]})),
             },
         )
 
@@ -58,16 +70,16 @@ def _rules_check(name: str) -> dg.AssetChecksDefinition:
         description="; ".join(rule.description for rule in rules),
     )
     def check(mongo: MongoResource) -> dg.AssetCheckResult:
-        collection = mongo.database()[name]
-        counts = {rule.name: collection.count_documents(rule.violation) for rule in rules}
-        total = collection.estimated_document_count()
-        invalid = collection.count_documents(any_violation(name)) if name in FACT_SCHEMAS else sum(counts.values())
+        scope, described = _scope(name)
+        counts = violation_counts(mongo.database()[name], scope)
+        violations = {rule.name: counts[rule.name] for rule in rules}
         return dg.AssetCheckResult(
-            passed=sum(counts.values()) == 0,
+            passed=sum(violations.values()) == 0,
             metadata={
-                **{f"violations: {rule}": count for rule, count in counts.items()},
-                "documents": total,
-                "data_quality_score": quality_score(total, invalid),
+                **{f"violations: {rule}": count for rule, count in violations.items()},
+                "documents": counts["documents"],
+                "checked": described,
+                "data_quality_score": quality_score(counts["documents"], counts["invalid"]),
             },
         )
 

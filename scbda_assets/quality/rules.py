@@ -8,6 +8,9 @@ never pulls documents into Python. Malformed documents are counted and reported,
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+
+from bson import ObjectId
 
 from scbda_assets.domain.reference import DCS, REGIONS, SKUS, SUPPLIERS
 
@@ -130,6 +133,38 @@ def any_violation(collection: str) -> dict:
     if collection in FACT_SCHEMAS:
         clauses.append(schema_violation(collection))
     return {"$or": clauses}
+
+
+# New documents are checked: the checks' cost stays that of a window, however large the hot store grows.
+# Twice the quality schedule's interval, so a late run misses nothing.
+NEW_DOCUMENTS_WINDOW = dt.timedelta(minutes=10)
+# Every BSON type an _id can have but objectId (arrays cannot be ids; minKey/maxKey would widen the index bounds).
+_NON_OBJECT_ID_TYPES = ["double", "string", "object", "binData", "bool", "date", "null", "int", "timestamp", "long",
+                        "decimal", "regex", "symbol", "javascript"]
+
+
+def new_documents(now: dt.datetime, window: dt.timedelta = NEW_DOCUMENTS_WINDOW) -> dict:
+    """Filter for the documents inserted within ``window`` before ``now`` (their ObjectId's time), plus every
+    document whose ``_id`` is not an ObjectId (written from outside, always rechecked). Both branches are served
+    by the ``_id`` index."""
+    return {"$or": [{"_id": {"$gte": ObjectId.from_datetime(now - window)}},
+                    {"_id": {"$type": _NON_OBJECT_ID_TYPES}}]}
+
+
+def violation_counts(collection, scope: dict) -> dict[str, int]:
+    """One pass over the documents in ``scope``: how many there are (``documents``), how many break the schema
+    (``malformed``), each business rule (by name), and any of them (``invalid``)."""
+    name = collection.name
+    facets = {rule.name: rule.violation for rule in BUSINESS_RULES.get(name, ())}
+    if name in FACT_SCHEMAS:
+        facets["malformed"] = schema_violation(name)
+    facets["invalid"] = any_violation(name)
+    pipeline = [{"$match": scope}, {"$facet": {
+        "documents": [{"$count": "n"}],
+        **{key: [{"$match": query}, {"$count": "n"}] for key, query in facets.items()},
+    }}]
+    row = next(collection.aggregate(pipeline, allowDiskUse=True))
+    return {key: (row[key][0]["n"] if row[key] else 0) for key in row}
 
 
 def quality_score(total: int, invalid: int) -> float:

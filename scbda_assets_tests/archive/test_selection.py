@@ -11,8 +11,8 @@ from bson import ObjectId
 
 from scbda_assets.archive import protocol
 from scbda_assets.archive.schema import ORDERS, SHIPMENTS, SPECS_BY_COLLECTION
-from scbda_assets.archive.selection import (dateless_filters, eligible_hour_pipeline, malformed_filter, select, select_chunks,
-                                            well_formed_filter)
+from scbda_assets.archive.selection import (dateless_filters, eligible_hour_pipeline, malformed_filter, select,
+                                            select_chunks, split_range, well_formed_filter)
 from scbda_assets_tests.archive import facts
 from scbda_assets_tests.archive.conftest import DATA_START, NOW, assert_each_once
 
@@ -116,6 +116,35 @@ def test_chunked_selection_equals_the_whole_in_event_time_order(mongo_db, hot):
     typed = pa.concat_tables([c.table for c in chunks[:-1]])["order_ts"].to_pylist()
     assert typed == sorted(typed) and len(typed) == whole.record_count - 4
     assert sum(c.source_bytes for c in chunks) == whole.source_bytes
+
+
+def test_a_range_is_split_at_event_time_quantiles(mongo_db, hot):
+    slices = split_range(mongo_db, ORDERS, START, CUTOFF, CUTOFF, 3, min_documents=10)
+    assert len(slices) == 3 and slices[0][0] == START and slices[-1][1] == CUTOFF
+    assert all(a[1] == b[0] for a, b in zip(slices, slices[1:], strict=False))
+    counts = [mongo_db.orders_fact.count_documents({"order_ts": {"$gte": a, "$lt": b}}) for a, b in slices]
+    assert max(counts) - min(counts) <= 2 and sum(counts) == sum(1 for d in hot["orders_fact"]
+                                                                  if START <= d["order_ts"] < CUTOFF)
+    assert split_range(mongo_db, ORDERS, START, CUTOFF, CUTOFF, 3, min_documents=10**6) == [(START, CUTOFF)]
+
+
+def test_two_streams_stage_exactly_what_one_stream_stages(mongo_db, spark_settings, hot):
+    import pyarrow.dataset as ds
+
+    from scbda_assets.archive.protocol import stage_selection
+    from scbda_assets.archive.storage import ArchiveStore
+
+    store = ArchiveStore(spark_settings.archive_uri)
+    odd = _odd_orders()
+    facts.insert_all(mongo_db, {"orders_fact": odd + facts.malformed_orders(START)})
+    one = stage_selection(mongo_db, store, ORDERS, START, CUTOFF, "one", streams=1)
+    two = stage_selection(mongo_db, store, ORDERS, START, CUTOFF, "two", streams=2, min_slice_documents=10)
+    assert len(store.list_files("one")) == 1 and len(store.list_files("two")) == 2
+    assert one.records == two.records == len(set(two.ids.to_pylist())) > 0
+    assert one.malformed == two.malformed == 8 and one.source_bytes == two.source_bytes
+    assert sorted(one.ids.to_pylist()) == sorted(two.ids.to_pylist())
+    staged = ds.dataset(store.path("two"), filesystem=store.fs, format="parquet").to_table(columns=["_id"])
+    assert sorted(staged["_id"].to_pylist()) == sorted(two.ids.to_pylist())
 
 
 def test_spark_writes_the_staged_rows_into_their_hour_folders(mongo_db, spark, spark_settings, hot):

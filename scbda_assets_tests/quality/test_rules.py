@@ -75,3 +75,28 @@ def test_rules_never_fail_on_malformed_documents(mongo_db):
     for rule in BUSINESS_RULES["orders_fact"]:
         mongo_db.orders_fact.count_documents(rule.violation)  # raises if MongoDB cannot evaluate the rule
     assert mongo_db.orders_fact.count_documents(any_violation("orders_fact")) == 3  # all three, via the schema
+
+
+def test_checks_read_new_documents_and_every_foreign_id_in_one_pass(mongo_db):
+    """Old documents (checked by earlier runs) are out of scope; a non-ObjectId _id is always in; the scope is
+    found on the _id index, so a check costs the same however large the hot store is."""
+    import datetime as dt
+
+    from bson import ObjectId
+
+    from scbda_assets.quality.rules import new_documents, violation_counts
+
+    now = dt.datetime.now(dt.UTC)
+    old = ObjectId.from_datetime(now - dt.timedelta(hours=2))
+    mongo_db.orders_fact.insert_many([
+        {**order(1, requested_qty="5"), "_id": old},  # malformed, but inserted two hours ago
+        order(2),
+        order(3, fulfilled_qty=9, lost_qty=-4),  # breaks a rule and the schema minimum
+        {**order(4, requested_qty=DROP), "_id": "from-outside-42"},  # a foreign _id, old or not
+    ])
+    scope = new_documents(now)
+    counts = violation_counts(mongo_db.orders_fact, scope)
+    assert counts["documents"] == 3 and counts["malformed"] == 2 and counts["invalid"] == 2
+    assert counts["fulfilled_le_requested"] == 1 and counts["known_sku"] == 0
+    plan = str(mongo_db.orders_fact.find(scope).explain()["queryPlanner"]["winningPlan"])
+    assert "COLLSCAN" not in plan and "IXSCAN" in plan
