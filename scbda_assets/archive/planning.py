@@ -18,8 +18,7 @@ MB = 1024 * 1024
 class HourStats:
     hour: dt.datetime
     documents: int
-    bytes: int  # logical BSON bytes of the eligible documents
-    max_id: str  # newest ObjectId (hex) among them: changes whenever a late document arrives
+    bytes: int  # logical BSON bytes of the eligible documents (estimated from avgObjSize for the large collections)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +70,8 @@ def merge_hours(per_collection: list[list[HourStats]]) -> list[HourStats]:
     for stats in per_collection:
         for s in stats:
             old = merged.get(s.hour)
-            merged[s.hour] = s if old is None else HourStats(
-                s.hour, old.documents + s.documents, old.bytes + s.bytes, max(old.max_id, s.max_id)
-            )
+            merged[s.hour] = s if old is None else HourStats(s.hour, old.documents + s.documents,
+                                                              old.bytes + s.bytes)
     return [merged[hour] for hour in sorted(merged)]
 
 
@@ -111,10 +109,8 @@ def plan_archive(
     return Plan(True, reason, hours=tuple(s.hour for s in chosen), documents=documents, bytes=size, **base)
 
 
-def run_key(plan: Plan, hours: list[HourStats]) -> str:
+def run_key(plan: Plan) -> str:
     """Same state, same key: duplicate ticks never request a second run. The key changes when the chosen hours'
-    content changes (a late document, a received shipment) or at the next horizon hour (retry after a failure)."""
-    chosen = set(plan.hours)
-    newest = max((s.max_id for s in hours if s.hour in chosen), default="")
-    return (f"archive-{plan.start:%Y%m%d%H}-{plan.end:%Y%m%d%H}-n{plan.documents}-{newest}"
-            f"-h{plan.horizon:%Y%m%d%H}")
+    content changes (a late document or a received shipment changes the count; only archival removes documents)
+    or at the next horizon hour (retry after a failure)."""
+    return f"archive-{plan.start:%Y%m%d%H}-{plan.end:%Y%m%d%H}-n{plan.documents}-h{plan.horizon:%Y%m%d%H}"

@@ -273,25 +273,52 @@ def _from_documents(spec: CollectionSpec, docs: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def eligible_hour_pipeline(spec: CollectionSpec, horizon: dt.datetime) -> list[dict]:
-    """Per hour before the horizon: eligible documents, their BSON bytes and newest ObjectId."""
+def eligible_hour_pipeline(spec: CollectionSpec, horizon: dt.datetime, *, dateless_only: bool = False) -> list[dict]:
+    """Per hour before the horizon: eligible documents and their exact BSON bytes (``$bsonSize``, read per document).
+
+    Used where documents are few: shipments (the in-transit condition needs each document) and the documents
+    without a date as event time (``dateless_only``). Every branch of the ``$or`` is served by the event-time index
+    (``{$not: {$type: "date"}}`` would scan it all)."""
+    branches = dateless_conditions(spec) if dateless_only else [{spec.event_field: {"$lt": horizon}},
+                                                                 *dateless_conditions(spec)]
     return [
-        # Every branch of the $or is served by the event-time index ({$not: {$type: "date"}} would scan it all).
-        {"$match": {"$or": [{spec.event_field: {"$lt": horizon}}, *dateless_conditions(spec)],
-                    **eligibility_filter(spec, horizon)}},
+        {"$match": {"$or": branches, **eligibility_filter(spec, horizon)}},
         {"$project": {"t": {"$dateTrunc": {"date": hour_expression(spec), "unit": "hour"}},
                       "size": {"$bsonSize": "$$ROOT"}}},
         {"$match": {"t": {"$ne": None, "$lt": horizon}}},
-        {"$group": {"_id": "$t", "documents": {"$sum": 1}, "bytes": {"$sum": "$size"}, "max_id": {"$max": "$_id"}}},
+        {"$group": {"_id": "$t", "documents": {"$sum": 1}, "bytes": {"$sum": "$size"}}},
         {"$sort": {"_id": 1}},
     ]
 
 
-def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime):
-    """The planning input: ``eligible_hour_pipeline`` run on the collection."""
-    from scbda_assets.archive.planning import HourStats
+def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime) -> list:
+    """The planning input: eligible documents and BSON bytes per hour before the horizon, at a cost that stays
+    small however large the hot store is (the sensor asks every minute, within Dagster's 60 s tick limit).
 
-    return [
-        HourStats(row["_id"].astimezone(dt.UTC), row["documents"], row["bytes"], str(row["max_id"]))
-        for row in db[spec.collection].aggregate(eligible_hour_pipeline(spec, horizon), allowDiskUse=True)
-    ]
+    Orders and inventory: documents per hour are index counts (``COUNT_SCAN``, no document read) and bytes are
+    counts × the collection's ``avgObjSize`` — an estimate, which is all the low-water arithmetic needs; the
+    manifest's ``source_bytes`` are exact. Sizing 10 M documents with ``$bsonSize`` took over 60 s at 100× the
+    default rate, so the sensor timed out every tick and never archived. Shipments (few, and the in-transit
+    condition needs each document) and dateless documents (rare) are sized exactly.
+    """
+    from scbda_assets.archive import layout
+    from scbda_assets.archive.planning import HourStats, merge_hours
+
+    collection = db[spec.collection]
+
+    def exact(pipeline: list[dict]) -> list[HourStats]:
+        return [HourStats(row["_id"].astimezone(dt.UTC), row["documents"], row["bytes"])
+                for row in collection.aggregate(pipeline, allowDiskUse=True)]
+
+    if eligibility_filter(spec, horizon):
+        return exact(eligible_hour_pipeline(spec, horizon))
+    counted: list[HourStats] = []
+    oldest = collection.find_one({spec.event_field: {"$lt": horizon}}, {spec.event_field: 1, "_id": 0},
+                                 sort=[(spec.event_field, 1)])
+    if oldest is not None:
+        average = int(db.command("collStats", spec.collection).get("avgObjSize", 0))
+        for hour in layout.hours_between(oldest[spec.event_field].astimezone(dt.UTC), horizon):
+            documents = collection.count_documents({spec.event_field: {"$gte": hour, "$lt": hour + layout.HOUR}})
+            if documents:
+                counted.append(HourStats(hour, documents, documents * average))
+    return merge_hours([counted, exact(eligible_hour_pipeline(spec, horizon, dateless_only=True))])

@@ -35,7 +35,7 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         # Sizing scans every eligible document; while a run is archiving them the answer is known to be stale.
         return dg.SkipReason("an archive run is in progress; the next decision is taken after it ends")
     try:
-        plan, hours = decide(mongo.database(), config, dt.datetime.now(dt.UTC))
+        plan, _ = decide(mongo.database(), config, dt.datetime.now(dt.UTC))
     except ServiceUnavailable as exc:
         return dg.SkipReason(f"{exc}; will retry on the next tick")
     except pymongo.errors.PyMongoError as exc:
@@ -48,7 +48,7 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         return dg.SkipReason(f"eligible hours predate the first archive partition: run `scbda archive`")
     context.log.info(plan.reason)
     return dg.RunRequest(
-        run_key=run_key(plan, hours),
+        run_key=run_key(plan),
         tags={
             **STAGE_TAG,
             ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(first),

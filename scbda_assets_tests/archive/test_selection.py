@@ -11,8 +11,9 @@ from bson import ObjectId
 
 from scbda_assets.archive import protocol
 from scbda_assets.archive.schema import ORDERS, SHIPMENTS, SPECS_BY_COLLECTION
-from scbda_assets.archive.selection import (dateless_filters, eligible_hour_pipeline, malformed_filter, select,
-                                            select_chunks, split_range, well_formed_filter)
+from scbda_assets.archive.selection import (dateless_filters, eligible_hour_pipeline, eligible_hour_stats,
+                                            malformed_filter, select, select_chunks, split_range,
+                                            well_formed_filter)
 from scbda_assets_tests.archive import facts
 from scbda_assets_tests.archive.conftest import DATA_START, NOW, assert_each_once
 
@@ -95,15 +96,37 @@ def test_every_selection_query_uses_the_event_time_index(mongo_db, hot, spec):
             assert stats["totalDocsExamined"] == 0, (query, stats["totalDocsExamined"])
 
 
-@pytest.mark.parametrize("spec", [ORDERS, SHIPMENTS], ids=lambda s: s.collection)
-def test_sizing_for_the_sensor_uses_the_event_time_index(mongo_db, hot, spec):
-    """The sensor sizes the eligible hours every minute above the threshold: never by a collection scan."""
+@pytest.mark.parametrize("spec,dateless_only", [(ORDERS, True), (SHIPMENTS, False)], ids=["orders", "shipments"])
+def test_exact_sizing_uses_the_event_time_index(mongo_db, hot, spec, dateless_only):
     mongo_db[spec.collection].create_index(spec.event_field)
     explained = mongo_db.command("explain", {"aggregate": spec.collection, "cursor": {},
-                                             "pipeline": eligible_hour_pipeline(spec, CUTOFF)},
+                                             "pipeline": eligible_hour_pipeline(spec, CUTOFF, dateless_only=dateless_only)},
                                  verbosity="queryPlanner")
     winning = str(explained.get("queryPlanner") or explained["stages"][0]["$cursor"]["queryPlanner"])
     assert "COLLSCAN" not in winning and "IXSCAN" in winning
+
+
+def test_sensor_sizing_counts_hours_on_the_index_and_estimates_bytes(mongo_db, hot):
+    """The sensor sizes every minute: per-hour index counts (no document read) × avgObjSize, plus the dateless
+    documents sized exactly."""
+    mongo_db.orders_fact.create_index("order_ts")
+    # (An array event time would count in the hour of its date too: the sizing is an estimate.)
+    odd = [d for d in _odd_orders() if d["order_id"] != "ODD-ARRAY"]
+    facts.insert_all(mongo_db, {"orders_fact": odd})
+    stats = {s.hour.hour: s for s in eligible_hour_stats(mongo_db, ORDERS, CUTOFF)}
+    typed = [d for d in hot["orders_fact"] if d["order_ts"] < CUTOFF]
+    expected = {h: sum(1 for d in typed if d["order_ts"].hour == h) for h in (8, 9, 10)}
+    expected[8] += 2  # ODD-STRING and ODD-NUMBER, by ingested_at
+    expected[9] += 1  # ODD-NO-TIME, by ObjectId time
+    assert {h: s.documents for h, s in stats.items()} == expected
+    exact = {row["_id"].hour: row["bytes"] for row in mongo_db.orders_fact.aggregate([
+        {"$match": {"order_ts": {"$type": "date", "$lt": CUTOFF}}},
+        {"$group": {"_id": {"$dateTrunc": {"date": "$order_ts", "unit": "hour"}},
+                    "bytes": {"$sum": {"$bsonSize": "$$ROOT"}}}}])}
+    for hour in (8, 9, 10):
+        assert abs(stats[hour].bytes - exact[hour]) < 0.25 * exact[hour], (hour, stats[hour].bytes, exact[hour])
+    plan = mongo_db.command("explain", {"count": "orders_fact", "query": {"order_ts": {"$gte": START, "$lt": CUTOFF}}})
+    assert "COUNT_SCAN" in str(plan["queryPlanner"]["winningPlan"])
 
 
 def test_chunked_selection_equals_the_whole_in_event_time_order(mongo_db, hot):
