@@ -170,32 +170,46 @@ def _written_by_runs(dagster_home: Path) -> dict[str, int]:
         instance.dispose()
 
 
-def _ids_in_archive(settings: Settings, collection: str, id_field: str) -> list[str]:
+def _ids_in_archive(settings: Settings, collection: str, id_field: str):
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     root = Path(settings.archive_uri.removeprefix("file://")) / collection
     if not root.exists():
-        return []
+        return pa.array([], pa.string())
     dataset = ds.dataset(str(root), format="parquet", partitioning="hive")
-    return dataset.to_table(columns=[id_field]).column(id_field).to_pylist()
+    return dataset.to_table(columns=[id_field]).column(id_field).combine_chunks().drop_null()
+
+
+def _ids_in_mongodb(db, collection: str, id_field: str):
+    import pyarrow as pa
+    from pymongoarrow.api import Schema, find_arrow_all
+
+    table = find_arrow_all(db[collection], {}, schema=Schema({id_field: pa.string()}),
+                           projection={id_field: 1, "_id": 0})
+    return table.column(id_field).combine_chunks().drop_null()
 
 
 def loss_report(settings: Settings, generated: dict[str, int]) -> dict:
     """Every generated id is in exactly one place: MongoDB or the archive (none lost, none duplicated)."""
+    import pyarrow.compute as pc
+
     report = {}
     with pymongo.MongoClient(settings.mongo_uri) as client:
         db = client[settings.mongo_db]
         for collection, id_field in FACTS.items():
-            hot = {doc[id_field] for doc in db[collection].find({}, {id_field: 1, "_id": 0}) if id_field in doc}
-            cold_list = _ids_in_archive(settings, collection, id_field)
-            cold = set(cold_list)
+            hot = pc.unique(_ids_in_mongodb(db, collection, id_field))
+            cold_all = _ids_in_archive(settings, collection, id_field)
+            cold = pc.unique(cold_all)
+            in_both = int(pc.sum(pc.is_in(hot, value_set=cold)).as_py() or 0) if len(hot) and len(cold) else 0
             report[collection] = {
                 "generated": generated.get(collection),
                 "in_mongodb": len(hot),
                 "in_archive": len(cold),
-                "duplicated_in_archive": len(cold_list) - len(cold),
-                "in_both": len(hot & cold),
-                "lost": None if generated.get(collection) is None else generated[collection] - len(hot | cold),
+                "duplicated_in_archive": len(cold_all) - len(cold),
+                "in_both": in_both,
+                "lost": None if generated.get(collection) is None
+                else generated[collection] - (len(hot) + len(cold) - in_both),
             }
     return report
 

@@ -114,7 +114,7 @@ def select_chunks(db: Database, spec: CollectionSpec, start: dt.datetime, end: d
     collection = db[spec.collection]
     stop = min(end, cutoff)
     typed_rows = 0
-    for typed in _typed_chunks(collection, well_formed_filter(spec, start, end, cutoff), spec.pymongoarrow_schema(),
+    for typed in arrow_chunks(collection, well_formed_filter(spec, start, end, cutoff), spec.pymongoarrow_schema(),
                                chunk_bytes):
         typed_rows += typed.num_rows
         yield Selection(_from_typed(spec, typed), typed_bson_bytes(spec, typed), 0)
@@ -156,7 +156,7 @@ def split_range(db: Database, spec: CollectionSpec, start: dt.datetime, end: dt.
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _typed_chunks(collection, query: dict, schema, chunk_bytes: int) -> Iterator[pa.Table]:
+def arrow_chunks(collection, query: dict, schema, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pa.Table]:
     """``find_arrow_all``, streamed: a new Arrow table every ``chunk_bytes`` of raw BSON batches."""
     from pymongoarrow.context import PyMongoArrowContext
 

@@ -108,3 +108,20 @@ def test_asset_writes_the_redis_contract(mongo_db, redis_client, spark_settings,
     assert as_map(payload) == expected_from(nine_days)
     materialization = result.asset_materializations_for_node("regional_daily_history")[0]
     assert materialization.metadata["dagster/row_count"].value == 28
+
+
+def test_archived_until_is_the_newest_cutoff_of_any_batch(mongo_db, spark, spark_settings, nine_days):
+    """The split point: before it both stores may hold an order (read row by row, de-duplicated); from it on only
+    MongoDB can (aggregated there). A pending batch counts: it may have published files already."""
+    from scbda_assets.archive import manifest as mf
+    from scbda_assets.history.regional_daily import archived_until
+
+    store = ArchiveStore(spark_settings.archive_uri)
+    assert archived_until(store) is None
+    archive_range(mongo_db, spark, store, start=AS_OF - dt.timedelta(days=10), end=AS_OF - dt.timedelta(days=4),
+                  now=AS_OF, safety_minutes=60)
+    assert archived_until(store) == AS_OF - dt.timedelta(days=4)
+    pending = mf.new_manifest("20261120T120000Z-0000abcd", created_at=AS_OF, start=AS_OF - dt.timedelta(days=4),
+                              cutoff=AS_OF - dt.timedelta(days=3), collections=["orders_fact"])
+    store.write_text_atomically("_manifests/20261120T120000Z-0000abcd.json", mf.dumps(pending))
+    assert archived_until(store) == AS_OF - dt.timedelta(days=3)
