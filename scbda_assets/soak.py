@@ -20,8 +20,12 @@ import time
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pymongo
 import redis
+from pymongoarrow.api import Schema, find_arrow_all
 
 from scbda_assets.services import services_down, services_up
 from scbda_assets.services.process import free_port, port_open
@@ -170,10 +174,7 @@ def _written_by_runs(dagster_home: Path) -> dict[str, int]:
         instance.dispose()
 
 
-def _ids_in_archive(settings: Settings, collection: str, id_field: str):
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
+def _ids_in_archive(settings: Settings, collection: str, id_field: str) -> pa.Array:
     root = Path(settings.archive_uri.removeprefix("file://")) / collection
     if not root.exists():
         return pa.array([], pa.string())
@@ -181,10 +182,7 @@ def _ids_in_archive(settings: Settings, collection: str, id_field: str):
     return dataset.to_table(columns=[id_field]).column(id_field).combine_chunks().drop_null()
 
 
-def _ids_in_mongodb(db, collection: str, id_field: str):
-    import pyarrow as pa
-    from pymongoarrow.api import Schema, find_arrow_all
-
+def _ids_in_mongodb(db, collection: str, id_field: str) -> pa.Array:
     table = find_arrow_all(db[collection], {}, schema=Schema({id_field: pa.string()}),
                            projection={id_field: 1, "_id": 0})
     return table.column(id_field).combine_chunks().drop_null()
@@ -192,8 +190,6 @@ def _ids_in_mongodb(db, collection: str, id_field: str):
 
 def loss_report(settings: Settings, generated: dict[str, int]) -> dict:
     """Every generated id is in exactly one place: MongoDB or the archive (none lost, none duplicated)."""
-    import pyarrow.compute as pc
-
     report = {}
     with pymongo.MongoClient(settings.mongo_uri) as client:
         db = client[settings.mongo_db]

@@ -7,7 +7,6 @@ import time
 
 import dagster as dg
 
-
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.protocol import archive_range
 from scbda_assets.archive.schema import SPECS, SPECS_BY_ASSET

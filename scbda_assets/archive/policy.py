@@ -12,12 +12,11 @@ from scbda_assets.archive.selection import eligible_hour_stats
 from scbda_assets.settings import Settings
 
 
-def decide(db: Database, settings: Settings, now: dt.datetime) -> tuple[Plan, list[HourStats]]:
+def decide(db: Database, settings: Settings, now: dt.datetime) -> Plan:
     data_size = int(db.command("dbStats")["dataSize"])
     horizon = safety_horizon(now, settings.archive_safety_minutes)
     hours: list[HourStats] = []
-    if data_size > settings.archive_threshold_mb * 1024 * 1024:  # only pay for the hour scan when it matters
+    if data_size > settings.archive_threshold_mb * 1024 * 1024:  # only pay for the hour sizing when it matters
         hours = merge_hours([eligible_hour_stats(db, spec, horizon) for spec in SPECS])
-    plan = plan_archive(data_size=data_size, hours=hours, threshold_mb=settings.archive_threshold_mb,
+    return plan_archive(data_size=data_size, hours=hours, threshold_mb=settings.archive_threshold_mb,
                         low_water=settings.archive_low_water, horizon=horizon)
-    return plan, hours

@@ -183,10 +183,10 @@ class Staged:
     """What a selection left in the staging input: counts for the manifest, and the ids selected."""
 
     ids: pa.Array
-    records: int = 0
-    malformed: int = 0
-    source_bytes: int = 0
-    event_times: list = dataclasses.field(default_factory=list)  # min and max of each chunk
+    records: int
+    malformed: int
+    source_bytes: int
+    event_times: list  # min and max of each chunk
 
 
 def stage_selection(db: Database, store: ArchiveStore, spec: CollectionSpec, start: dt.datetime,
@@ -203,19 +203,18 @@ def stage_selection(db: Database, store: ArchiveStore, spec: CollectionSpec, sta
     store.fs.create_dir(store.path(input_dir), recursive=True)
 
     def stage(index: int) -> Staged:
-        ids, staged = [], Staged(ids=None)
+        """Write one slice, keeping each chunk's ids and figures, not its rows."""
+        ids, records, malformed, source_bytes, event_times = [], 0, 0, 0, []
         path = store.path(f"{input_dir}/slice-{index:03d}.parquet")
         with pq.ParquetWriter(path, spec.arrow_schema(), filesystem=store.fs, compression="none") as writer:
             for chunk in select_chunks(db, spec, *slices[index], cutoff):
                 writer.write_table(chunk.table, row_group_size=STAGED_ROW_GROUP)
                 ids.append(chunk.table[ID_COLUMN])
-                staged.records += chunk.record_count
-                staged.malformed += chunk.malformed_count
-                staged.source_bytes += chunk.source_bytes
-                staged.event_times += [v.as_py() for v in pc.min_max(chunk.table[spec.event_field]).values()
-                                       if v.is_valid]
-        staged.ids = pa.chunked_array(ids, pa.string()).combine_chunks()
-        return staged
+                records, malformed = records + chunk.record_count, malformed + chunk.malformed_count
+                source_bytes += chunk.source_bytes
+                event_times += [v.as_py() for v in pc.min_max(chunk.table[spec.event_field]).values() if v.is_valid]
+        return Staged(pa.chunked_array(ids, pa.string()).combine_chunks(), records, malformed, source_bytes,
+                      event_times)
 
     with ThreadPoolExecutor(len(slices)) as pool:
         parts = list(pool.map(stage, range(len(slices))))

@@ -25,7 +25,7 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
     db = resources["mongo"].database()
     store = ArchiveStore(settings.archive_uri)
     try:
-        plan, _ = decide(db, settings, now)
+        plan = decide(db, settings, now)
     except pymongo.errors.PyMongoError as exc:
         raise ServiceUnavailable(f"MongoDB failed while planning the archive: {str(exc).splitlines()[0]}") from None
     summary = {"dry_run": dry_run, "archive_uri": settings.archive_uri, **plan.summary()}

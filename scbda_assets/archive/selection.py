@@ -22,9 +22,10 @@ import bson
 from bson import ObjectId, json_util
 from pymongo.database import Database
 
+from scbda_assets.archive import layout
+from scbda_assets.archive.planning import HourStats, merge_hours
 from scbda_assets.archive.schema import ID_COLUMN, RAW_COLUMN, SHIPMENTS, CollectionSpec
 
-_SIZE_COLUMN = "_bson_size"
 _JSON_OPTIONS = json_util.RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=dt.UTC)
 
 
@@ -148,9 +149,7 @@ def split_range(db: Database, spec: CollectionSpec, start: dt.datetime, end: dt.
     for k in range(1, parts):
         row = next(collection.find(in_range, {spec.event_field: 1, "_id": 0}).sort(spec.event_field, 1)
                    .skip(total * k // parts).limit(1), None)
-        moment = row and row[spec.event_field]
-        moment = moment and (moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
-        if moment and bounds[-1] < moment < stop:
+        if row is not None and bounds[-1] < (moment := row[spec.event_field].astimezone(dt.UTC)) < stop:
             bounds.append(moment)
     bounds.append(stop)
     return list(zip(bounds[:-1], bounds[1:]))
@@ -291,7 +290,7 @@ def eligible_hour_pipeline(spec: CollectionSpec, horizon: dt.datetime, *, datele
     ]
 
 
-def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime) -> list:
+def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime) -> list[HourStats]:
     """The planning input: eligible documents and BSON bytes per hour before the horizon, at a cost that stays
     small however large the hot store is (the sensor asks every minute, within Dagster's 60 s tick limit).
 
@@ -301,9 +300,6 @@ def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime
     default rate, so the sensor timed out every tick and never archived. Shipments (few, and the in-transit
     condition needs each document) and dateless documents (rare) are sized exactly.
     """
-    from scbda_assets.archive import layout
-    from scbda_assets.archive.planning import HourStats, merge_hours
-
     collection = db[spec.collection]
 
     def exact(pipeline: list[dict]) -> list[HourStats]:

@@ -32,10 +32,10 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
     if recovery is not None:
         return recovery
     if _archive_run_in_progress(context):
-        # Sizing scans every eligible document; while a run is archiving them the answer is known to be stale.
+        # The run is removing the very documents a decision now would size; decide again once it has.
         return dg.SkipReason("an archive run is in progress; the next decision is taken after it ends")
     try:
-        plan, _ = decide(mongo.database(), config, dt.datetime.now(dt.UTC))
+        plan = decide(mongo.database(), config, dt.datetime.now(dt.UTC))
     except ServiceUnavailable as exc:
         return dg.SkipReason(f"{exc}; will retry on the next tick")
     except pymongo.errors.PyMongoError as exc:

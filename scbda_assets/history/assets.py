@@ -5,7 +5,6 @@ import time
 
 import dagster as dg
 
-
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history.regional_daily import DAYS, dumps, regional_daily
 from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource

@@ -151,14 +151,15 @@ def new_documents(now: dt.datetime, window: dt.timedelta = NEW_DOCUMENTS_WINDOW)
                     {"_id": {"$type": _NON_OBJECT_ID_TYPES}}]}
 
 
-def violation_counts(collection, scope: dict) -> dict[str, int]:
+def violation_counts(collection, scope: dict, *, rules: bool = True) -> dict[str, int]:
     """One pass over the documents in ``scope``: how many there are (``documents``), how many break the schema
-    (``malformed``), each business rule (by name), and any of them (``invalid``)."""
+    (``malformed``) and, with ``rules``, each business rule (by name) and any violation at all (``invalid``)."""
     name = collection.name
-    facets = {rule.name: rule.violation for rule in BUSINESS_RULES.get(name, ())}
+    facets = {rule.name: rule.violation for rule in BUSINESS_RULES.get(name, ())} if rules else {}
     if name in FACT_SCHEMAS:
         facets["malformed"] = schema_violation(name)
-    facets["invalid"] = any_violation(name)
+    if rules:
+        facets["invalid"] = any_violation(name)
     pipeline = [{"$match": scope}, {"$facet": {
         "documents": [{"$count": "n"}],
         **{key: [{"$match": query}, {"$count": "n"}] for key, query in facets.items()},
