@@ -8,8 +8,9 @@ export SCBDA_HOME ?= $(CURDIR)/.scbda
 MINUTES ?= 30
 RATE ?= 150000
 PYTEST_ARGS ?=
+SHIFT_DAYS ?= 400
 
-.PHONY: install run test bench soak services-up services-down browser compose-check clean
+.PHONY: install run test test-date-shift bench soak services-up services-down browser compose-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,19 +20,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Headless Chromium for the browser tests and screenshots (Debian package; needs root or sudo).
-browser:
-	@command -v chromium >/dev/null || { \
+# Debian packages the tests need, installed when their command is missing (as root, or through sudo). A failed
+# install prints how to do it by hand; under CI=true (what CI sets) it fails the run, since tests must not skip there.
+APT_INSTALL = command -v $(1) >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-	  || echo "chromium could not be installed: browser tests will be skipped"; }
+	  { $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; } \
+	  || { echo "$(1) could not be installed (run: sudo apt-get install -y $(1)); $(2)" >&2; [ "$${CI:-}" != true ]; }; }
 
-# docker-compose v1 from Debian validates docker/docker-compose.yml offline (no engine needed).
+# Headless Chromium for the browser tests, benchmarks and screenshots.
+browser:
+	@$(call APT_INSTALL,chromium,the browser tests will skip)
+
+# docker-compose v1 validates docker/docker-compose.yml offline (no engine needed).
 compose-check:
-	@command -v docker-compose >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  { $$SUDO apt-get update -qq; $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; } \
-	  || echo "docker-compose could not be installed: the compose validation test will be skipped"; }
+	@$(call APT_INSTALL,docker-compose,the compose validation tests will skip)
 
 ## make run: embedded services + dagster dev (+ dashboard); Ctrl-C stops everything it started.
 run: install
@@ -40,6 +42,10 @@ run: install
 ## make test: the whole pytest suite against real mongod, redis-server and Spark.
 test: install browser compose-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-date-shift: the same suite with the wall clock a year ahead (no test may depend on today's date).
+test-date-shift: install browser compose-check
+	$(BIN)/python -m pytest --shift-clock-days=$(SHIFT_DAYS) $(PYTEST_ARGS)
 
 ## make bench: benchmarks (not tests); prints a table and writes bench/report.json.
 bench: install browser

@@ -24,6 +24,7 @@ def _start(env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
+@pytest.mark.subprocess_clock
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_rerun_loses_and_duplicates_nothing(test_env, spark_server, mongo_db, spark):
     now = dt.datetime.now(dt.UTC)

@@ -10,6 +10,7 @@ from pathlib import Path
 from scbda_assets.soak import run_soak
 
 
+@pytest.mark.subprocess_clock
 @pytest.mark.slow
 def test_short_soak_loses_nothing_and_keeps_kpis_fresh(tmp_path, monkeypatch):
     for key in [k for k in __import__("os").environ if k.startswith("SCBDA_")]:
