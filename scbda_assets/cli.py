@@ -19,6 +19,7 @@ from scbda_assets.settings import ConfigError, Settings
 
 EXIT_CONFIG = 2
 EXIT_SERVICE = 3
+EXIT_BUSY = 4  # `scbda archive`: another archive writer holds the lease; nothing was changed
 
 
 def _fail(message: str, code: int) -> None:
@@ -158,9 +159,14 @@ def kpis(as_of) -> None:
 @_one_line_errors
 def archive(dry_run) -> None:
     """Run the archival policy once; print what was (or would be) archived."""
+    from scbda_assets.archive.lease import ArchiveBusy, LeaseLost
     from scbda_assets.archive.run import archive_once
 
-    _print_json(archive_once(_settings(), dry_run=dry_run))
+    try:
+        summary = archive_once(_settings(), dry_run=dry_run)
+    except (ArchiveBusy, LeaseLost) as exc:
+        _fail(str(exc), EXIT_BUSY)
+    _print_json(summary)
 
 
 @main.command()

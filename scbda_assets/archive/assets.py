@@ -1,5 +1,11 @@
 """The archive assets: one multi-asset (one batch, one manifest per run) over the three fact collections, hourly
-partitioned; a partition-range run archives its whole time window at once (thin wiring over protocol.py)."""
+partitioned; a partition-range run archives its whole time window at once (thin wiring over protocol.py).
+
+Every run that targets them — archive_job from the sensor, a UI materialization (the implicit asset job), a backfill —
+queues in the Dagster pool ``archive`` (limit 1, run granularity: dagster_instance.yaml) and then holds the archive
+lease (lease.py), which also excludes `scbda archive`. A run that finds the lease taken fails its step with one line
+naming the holder (no retry, nothing changed).
+"""
 
 
 import datetime as dt
@@ -7,6 +13,7 @@ import time
 
 import dagster as dg
 
+from scbda_assets.archive.lease import ArchiveBusy, ArchiveLease, LeaseLost, new_owner
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.protocol import archive_range
 from scbda_assets.archive.schema import SPECS, SPECS_BY_ASSET
@@ -14,6 +21,10 @@ from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import MongoResource, SettingsResource, SparkResource
 
 STAGE_TAG = {"scbda/stage": "archive"}
+ARCHIVE_POOL = "archive"
+EARLIEST = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+# Run monitoring fails an archive run still in progress after this long (a hung run no longer blocks the stage).
+MAX_RUNTIME_TAG = {"dagster/max_runtime": str(3 * 3600)}
 
 
 @dg.multi_asset(
@@ -31,6 +42,7 @@ STAGE_TAG = {"scbda/stage": "archive"}
     partitions_def=ARCHIVE_PARTITIONS,
     can_subset=True,
     op_tags=STAGE_TAG,
+    pool=ARCHIVE_POOL,
 )
 def archive_assets(
     context: dg.AssetExecutionContext, mongo: MongoResource, pyspark: SparkResource, settings: SettingsResource
@@ -39,17 +51,23 @@ def archive_assets(
     window = context.partition_time_window
     selected = [SPECS_BY_ASSET[key.to_user_string()] for key in context.selected_asset_keys]
     started = time.monotonic()
-    manifest = archive_range(
-        mongo.database(),
-        pyspark.spark_session,
-        ArchiveStore(config.archive_uri),
-        start=window.start.astimezone(dt.UTC),
-        end=window.end.astimezone(dt.UTC),
-        now=dt.datetime.now(dt.UTC),
-        safety_minutes=config.archive_safety_minutes,
-        collections=[spec.collection for spec in selected],
-        checkpoint=lambda step: context.log.debug(f"archive step done: {step}"),
-    )
+    db = mongo.database()
+    try:
+        with ArchiveLease(db, new_owner("dagster run", context.run.run_id)) as lease:
+            manifest = archive_range(
+                db,
+                pyspark.spark_session,
+                ArchiveStore(config.archive_uri),
+                start=window_start(window.start),
+                end=window.end.astimezone(dt.UTC),
+                now=dt.datetime.now(dt.UTC),
+                safety_minutes=config.archive_safety_minutes,
+                collections=[spec.collection for spec in selected],
+                checkpoint=lambda step: context.log.debug(f"archive step done: {step}"),
+                lease=lease,
+            )
+    except (ArchiveBusy, LeaseLost) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
     seconds = round(time.monotonic() - started, 3)
     for spec in selected:
         entry = (manifest or {}).get("collections", {}).get(spec.collection) or {}
@@ -71,9 +89,16 @@ def archive_assets(
         )
 
 
+def window_start(start: dt.datetime) -> dt.datetime:
+    """The first partition also covers every hour before it: a document with an absurd past event time (1970)
+    is archived by a run that includes the first partition, into the folder of its own event hour."""
+    start = start.astimezone(dt.UTC)
+    return EARLIEST if start <= ARCHIVE_PARTITIONS.start else start
+
+
 archive_job = dg.define_asset_job(
     "archive_job",
     selection=dg.AssetSelection.groups("archive"),
-    tags=STAGE_TAG,
+    tags={**STAGE_TAG, **MAX_RUNTIME_TAG},
     description="Archive hot MongoDB hours to Parquet (zero-loss protocol); requested by archive_size_sensor.",
 )

@@ -7,6 +7,7 @@ import datetime as dt
 import pymongo
 
 from scbda_assets.archive import manifest as mf
+from scbda_assets.archive.lease import ArchiveLease, new_owner
 from scbda_assets.archive.planning import MB
 from scbda_assets.archive.policy import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, recover
@@ -33,15 +34,18 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
     summary["incomplete_batches"] = [path.rsplit("/", 1)[-1] for path in incomplete]
     if dry_run or (not plan.archive and not incomplete):
         return summary
-    spark = resources["pyspark"].spark_session
+    # The lease first (ArchiveBusy: another writer has it; nothing changed), then the Spark session.
+    lease = ArchiveLease(db, new_owner("scbda archive")).acquire()
     try:
-        recovered = recover(db, spark, store)
+        spark = resources["pyspark"].spark_session
+        recovered = recover(db, spark, store, lease=lease)
         summary["recovered_batches"] = [_batch_summary(m) for m in recovered]
         batch = None
         if plan.archive:
             batch = archive_range(db, spark, store, start=plan.start, end=plan.end, now=now,
-                                  safety_minutes=settings.archive_safety_minutes)
+                                  safety_minutes=settings.archive_safety_minutes, lease=lease)
     finally:
+        lease.release()
         # The session this call opened is released (a Connect client's threads would outlive the command).
         resources["pyspark"].teardown_after_execution(None)
     summary["batch"] = _batch_summary(batch) if batch else None

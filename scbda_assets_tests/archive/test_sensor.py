@@ -113,7 +113,7 @@ def test_an_incomplete_batch_is_finished_even_below_the_threshold(test_env, spar
                      "settings": SettingsResource.from_settings(settings)}
         with dg.build_sensor_context(resources=resources, instance=instance) as context:
             request = archive_size_sensor(context)
-    assert isinstance(request, dg.RunRequest) and request.run_key == f"recover-{batch_id}"
+    assert isinstance(request, dg.RunRequest) and request.run_key == f"recover-{batch_id}-attempt0"
     assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == layout.partition_key(start)
     result = dg.materialize([archive_assets], resources=build_resources(settings), tags=request.tags)
     assert result.success and not store.list_files(INCOMPLETE_DIR)
