@@ -3,8 +3,9 @@ partitioned; a partition-range run archives its whole time window at once (thin 
 
 Every run that targets them — archive_job from the sensor, a UI materialization (the implicit asset job), a backfill —
 queues in the Dagster pool ``archive`` (limit 1, run granularity: dagster_instance.yaml) and then holds the archive
-lease (lease.py), which also excludes `scbda archive`. A run that finds the lease taken fails its step with one line
-naming the holder (no retry, nothing changed).
+lease (lease.py), which also excludes `scbda archive`. A run that finds the lease taken skips its outputs with one
+warning line naming the holder (no traceback, nothing changed) and is tagged ``scbda/archive_outcome=busy`` so the
+sensor asks again.
 """
 
 
@@ -22,6 +23,7 @@ from scbda_assets.resources import MongoResource, SettingsResource, SparkResourc
 
 STAGE_TAG = {"scbda/stage": "archive"}
 ARCHIVE_POOL = "archive"
+OUTCOME_TAG = "scbda/archive_outcome"
 EARLIEST = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 # Run monitoring fails an archive run still in progress after this long (a hung run no longer blocks the stage).
 MAX_RUNTIME_TAG = {"dagster/max_runtime": str(3 * 3600)}
@@ -36,6 +38,7 @@ MAX_RUNTIME_TAG = {"dagster/max_runtime": str(3 * 3600)}
             description=f"Parquet archive of `{spec.collection}`: <archive_root>/{spec.collection}/"
             "event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-*.parquet (SPEC §8).",
             kinds={"parquet", "spark"},
+            skippable=True,  # a run that finds another writer holding the archive lease materializes nothing
         )
         for spec in SPECS
     ],
@@ -67,7 +70,9 @@ def archive_assets(
                 lease=lease,
             )
     except (ArchiveBusy, LeaseLost) as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        context.log.warning(str(exc))
+        context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: "busy"})
+        return
     seconds = round(time.monotonic() - started, 3)
     for spec in selected:
         entry = (manifest or {}).get("collections", {}).get(spec.collection) or {}

@@ -41,7 +41,8 @@ class LeaseLost(RuntimeError):
 
 
 def lease_timing(environ: dict[str, str] | None = None) -> tuple[float, float]:
-    """(ttl, wait) in seconds from SCBDA_ARCHIVE_LEASE_SECONDS / SCBDA_ARCHIVE_LEASE_WAIT_SECONDS (defaults 30, 10)."""
+    """(ttl, wait) in seconds from SCBDA_ARCHIVE_LEASE_SECONDS / SCBDA_ARCHIVE_LEASE_WAIT_SECONDS (defaults 30, 10;
+    also declared in settings.py, so they are accepted and validated with the other SCBDA_* variables)."""
     environ = os.environ if environ is None else environ
     values = []
     for name, default, minimum in ((TTL_ENV, DEFAULT_TTL_SECONDS, 1.0), (WAIT_ENV, DEFAULT_WAIT_SECONDS, 0.0)):

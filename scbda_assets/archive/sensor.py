@@ -18,7 +18,7 @@ import pymongo
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scbda_assets.archive import layout, manifest_store
-from scbda_assets.archive.assets import MAX_RUNTIME_TAG, STAGE_TAG, archive_job
+from scbda_assets.archive.assets import MAX_RUNTIME_TAG, OUTCOME_TAG, STAGE_TAG, archive_job
 from scbda_assets.archive.lease import LeaseHolder, current_holder, lease_timing
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.planning import run_key
@@ -121,12 +121,14 @@ def _failed_recoveries(context: dg.SensorEvaluationContext, batch_id: str) -> in
 
 
 def _last_failed_run_id(context: dg.SensorEvaluationContext) -> str:
-    """The newest failed archive run: a new key after each failure, so a failed run is requested again."""
+    """The newest failed (or busy) archive run: a new key after each, so such a run is requested again."""
     instance = _instance(context)
     if instance is None:
         return ""
-    runs = instance.get_run_ids(filters=dg.RunsFilter(statuses=FAILED, tags=STAGE_TAG), limit=1)
-    return runs[0][:8] if runs else ""
+    failed = instance.get_run_records(filters=dg.RunsFilter(statuses=FAILED, tags=STAGE_TAG), limit=1)
+    busy = instance.get_run_records(filters=dg.RunsFilter(tags={**STAGE_TAG, OUTCOME_TAG: "busy"}), limit=1)
+    newest = max(failed + busy, key=lambda record: record.create_timestamp, default=None)
+    return newest.dagster_run.run_id[:8] if newest else ""
 
 
 def _archive_run_in_progress(context: dg.SensorEvaluationContext) -> bool:
