@@ -69,6 +69,16 @@ def write_manifest(store: ArchiveStore, manifest: dict) -> str:
     return target
 
 
+def prune_older(store: ArchiveStore, batch_id: str) -> None:
+    """Delete the versions older than the newest valid one (left by a crash between publish and delete)."""
+    candidates = versions(store, batch_id)
+    newest = _newest_valid(store, candidates)
+    if newest is not None:
+        for seq, path in candidates:
+            if seq < newest[0]:
+                store.delete_file(path)
+
+
 def delete_manifest(store: ArchiveStore, batch_id: str) -> None:
     for _, path in versions(store, batch_id):
         store.delete_file(path)

@@ -204,6 +204,7 @@ def _run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, checkpo
         lease.ensure_held()
         manifest_store.write_manifest(store, manifest)
     store.delete_dir(layout.staging_dir(batch_id))
+    manifest_store.prune_older(store, batch_id)
     store.delete_file(f"{INCOMPLETE_DIR}/{batch_id}")
     return manifest
 
