@@ -18,8 +18,10 @@ from scbda_assets.archive.lease import ArchiveBusy, ArchiveLease, LeaseLost, new
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.protocol import archive_range
 from scbda_assets.archive.schema import SPECS, SPECS_BY_ASSET
+from scbda_assets.archive import manifest_store
+from scbda_assets.archive.status import STATUS_KEY, archive_status, publish_status
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.resources import MongoResource, SettingsResource, SparkResource
+from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
 STAGE_TAG = {"scbda/stage": "archive"}
 ARCHIVE_POOL = "archive"
@@ -48,7 +50,8 @@ MAX_RUNTIME_TAG = {"dagster/max_runtime": str(3 * 3600)}
     pool=ARCHIVE_POOL,
 )
 def archive_assets(
-    context: dg.AssetExecutionContext, mongo: MongoResource, pyspark: SparkResource, settings: SettingsResource
+    context: dg.AssetExecutionContext, mongo: MongoResource, pyspark: SparkResource, settings: SettingsResource,
+    redis: RedisResource,
 ):
     config = settings.get()
     window = context.partition_time_window
@@ -74,8 +77,15 @@ def archive_assets(
         context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: "busy"})
         return
     seconds = round(time.monotonic() - started, 3)
+    store = ArchiveStore(config.archive_uri)
+    status = archive_status(db, store, now=dt.datetime.now(dt.UTC))
+    try:
+        publish_status(redis.client(), redis.key(STATUS_KEY), status)
+    except Exception as exc:  # the status is informational: Redis down never fails an archive run
+        context.log.warning(f"archive status not published to Redis: {str(exc).splitlines()[0] if str(exc) else exc!r}")
     for spec in selected:
         entry = (manifest or {}).get("collections", {}).get(spec.collection) or {}
+        overall = status["collections"][spec.collection]
         yield dg.MaterializeResult(
             asset_key=spec.asset,
             metadata={
@@ -88,8 +98,16 @@ def archive_assets(
                 "bytes_written": entry.get("bytes_written", 0),
                 "source_bytes": entry.get("source_bytes", 0),
                 "partitions": dg.MetadataValue.json(entry.get("partitions", [])),
-                "manifest": f"{config.archive_uri}/_manifests/{manifest['batch_id']}.json" if manifest else "",
+                "manifest": store.uri(manifest_store.versions(store, manifest["batch_id"])[0][1]) if manifest else "",
                 "duration_s": seconds,
+                # The whole archive of this collection (SPEC §8 status), and the archive's last runs.
+                "archived_documents_total": overall["documents"],
+                "archived_bytes_total": overall["bytes_written"],
+                "archived_source_bytes_total": overall["source_bytes"],
+                "oldest_archived_event": overall["oldest_event_ts"] or "",
+                "newest_archived_event": overall["newest_event_ts"] or "",
+                "last_runs": dg.MetadataValue.json(status["last_runs"][:5]),
+                "incomplete_batches": dg.MetadataValue.json(status["incomplete_batches"]),
             },
         )
 

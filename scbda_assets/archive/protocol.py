@@ -34,7 +34,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pymongo.database import Database
 
-from scbda_assets.archive import layout
+from scbda_assets.archive import catalog, layout
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive import manifest_store
 from scbda_assets.archive.lease import ArchiveLease, new_owner
@@ -128,11 +128,13 @@ def archive_range(
         lease.ensure_held()
         store.write_text_atomically(f"{INCOMPLETE_DIR}/{batch_id}", batch_id)
         manifest_store.write_manifest(store, manifest)
+        catalog.record(db, store, manifest)
         manifest = run_batch(db, spark, store, manifest, checkpoint=checkpoint, delete_chunk=delete_chunk,
                              lease=lease)
         if mf.totals(manifest)["record_count"] == 0:
             # An empty batch leaves no trace (no files were written for it).
             manifest_store.delete_manifest(store, batch_id)
+            catalog.forget(db, batch_id)
             return None
         return manifest
 
@@ -194,6 +196,7 @@ def _run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, checkpo
         manifest["status"] = mf.VERIFIED
         lease.ensure_held()
         manifest_store.write_manifest(store, manifest)
+        catalog.record(db, store, manifest)
         checkpoint("manifest")
     if manifest["status"] == mf.VERIFIED:
         for name, entry in manifest["collections"].items():
@@ -203,6 +206,7 @@ def _run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, checkpo
         manifest["status"] = mf.COMPLETE
         lease.ensure_held()
         manifest_store.write_manifest(store, manifest)
+        catalog.record(db, store, manifest)
     store.delete_dir(layout.staging_dir(batch_id))
     manifest_store.prune_older(store, batch_id)
     store.delete_file(f"{INCOMPLETE_DIR}/{batch_id}")

@@ -1,4 +1,5 @@
-"""`scbda archive [--dry-run]`: the archival policy once, with the same code as the sensor and the archive assets."""
+"""`scbda archive [--dry-run | --status]`: the archival policy once, or the archive's status, with the same code as
+the sensor and the archive assets. Both publish the status to Redis (``archive:status``) for the dashboard."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from scbda_assets.archive.lease import ArchiveLease, new_owner
 from scbda_assets.archive.planning import MB
 from scbda_assets.archive.policy import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, recover
+from scbda_assets.archive.status import STATUS_KEY, archive_status, publish_status
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import ServiceUnavailable, build_resources
 from scbda_assets.settings import Settings
@@ -50,7 +52,33 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
         resources["pyspark"].teardown_after_execution(None)
     summary["batch"] = _batch_summary(batch) if batch else None
     summary["data_size_after_mb"] = round(int(db.command("dbStats")["dataSize"]) / MB, 3)
+    summary["status_published"] = publish(resources, archive_status(db, store, now=dt.datetime.now(dt.UTC)))
     return summary
+
+
+def status_once(settings: Settings, *, now: dt.datetime | None = None) -> tuple[dict, str | None]:
+    """The archive status (``status.archive_status``), published to Redis; returns it and the publish error."""
+    resources = build_resources(settings)
+    try:
+        status = archive_status(resources["mongo"].database(), ArchiveStore(settings.archive_uri),
+                                now=now or dt.datetime.now(dt.UTC))
+    except pymongo.errors.PyMongoError as exc:
+        raise ServiceUnavailable(f"MongoDB failed while reading the archive status: {str(exc).splitlines()[0]}") \
+            from None
+    published = publish(resources, status)
+    return status, (None if published is True else published)
+
+
+def publish(resources: dict, status: dict) -> bool | str:
+    """Write the status to Redis; True, or the one-line reason it could not be written (archival goes on)."""
+    redis = resources["redis"]
+    try:
+        publish_status(redis.client(), redis.key(STATUS_KEY), status)
+        return True
+    except Exception as exc:  # Redis down must never fail an archive run: the status is informational
+        return f"archive status not published to Redis: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    finally:
+        redis.teardown_after_execution(None)
 
 
 def _batch_summary(manifest: dict) -> dict:
