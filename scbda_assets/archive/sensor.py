@@ -68,9 +68,13 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         return dg.SkipReason(f"MongoDB error while sizing the hot store: {str(exc).splitlines()[0]}; will retry")
     if not plan.archive:
         return dg.SkipReason(plan.reason)
-    # Hours before the first partition are in the first partition's window (see assets.window_bounds).
-    first = max(plan.start, ARCHIVE_PARTITIONS.start)
-    last = max(first, plan.end - layout.HOUR)
+    if plan.start < ARCHIVE_PARTITIONS.start:
+        # Hours before the first partition (absurd or very old event times) are in the first partition's window
+        # (assets.window_start): archive them with that one partition first — a range from 2025 to now would
+        # record a materialization for every hour in between.
+        first = last = ARCHIVE_PARTITIONS.start
+    else:
+        first, last = plan.start, plan.end - layout.HOUR
     context.log.info(plan.reason)
     return dg.RunRequest(
         run_key=run_key(plan, after=_last_failed_run_id(context)),
