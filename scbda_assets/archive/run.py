@@ -34,7 +34,10 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
     summary = {"dry_run": dry_run, "archive_uri": settings.archive_uri, **plan.summary()}
     incomplete = store.list_files(INCOMPLETE_DIR)
     summary["incomplete_batches"] = [path.rsplit("/", 1)[-1] for path in incomplete]
-    if dry_run or (not plan.archive and not incomplete):
+    if dry_run:
+        return summary
+    if not plan.archive and not incomplete:
+        summary["status_published"] = publish(resources, archive_status(db, store, now=dt.datetime.now(dt.UTC)))
         return summary
     # The lease first (ArchiveBusy: another writer has it; nothing changed), then the Spark session.
     lease = ArchiveLease(db, new_owner("scbda archive")).acquire()
