@@ -136,6 +136,7 @@ def test_no_decision_while_an_archive_run_is_in_progress(test_env, mongo_db):
     assert isinstance(result, dg.SkipReason) and "archive run is in progress" in result.skip_message
 
 
+@pytest.mark.slow
 def test_sensor_sizes_only_occupied_hours_and_absurd_dates_never_stall_it(test_env, spark_server, mongo_db, spark):
     """A document from 1970, one from 2100, one with a text date and one with a date Python cannot hold: the sensor
     sizes only the hours that hold documents, requests a run whose window (first partition) reaches back to 1970,
