@@ -105,23 +105,35 @@ class DagsterWriter(threading.Thread):
         self.result = None
 
     def run(self) -> None:
-        self.instance = dg.DagsterInstance.ephemeral()
-        self.result = dg.materialize(archive_defs.assets, resources=build_resources(self.settings), tags=self.tags,
-                                     instance=self.instance, raise_on_error=False)
+        # The instance lives and dies in this thread (its SQLite connections belong to it).
+        try:
+            with dg.DagsterInstance.ephemeral() as instance:
+                result = dg.materialize(archive_defs.assets, resources=build_resources(self.settings),
+                                        tags=self.tags, instance=instance, raise_on_error=False)
+                self.result = self._judge(instance, result)
+        except BaseException as exc:  # re-raised in the test's thread by outcome()
+            self.result = exc
 
-    def outcome(self) -> str:
+    @staticmethod
+    def _judge(instance, result) -> str:
         """"archived", or "busy": the run succeeded with its outputs skipped, one warning line naming the holder,
         no error logged, and the busy tag for the sensor."""
-        self.join(timeout=300)
-        assert self.result is not None and self.result.success, "a busy run is not an error"
-        if self.result.get_asset_materialization_events():
+        assert result.success, "a busy run is not an error"
+        if result.get_asset_materialization_events():
             return "archived"
-        logs = self.instance.all_logs(self.result.run_id)
+        logs = instance.all_logs(result.run_id)
         busy = [log.user_message for log in logs if "archive busy" in log.user_message]
         assert len(busy) == 1 and "held by" in busy[0] and "\n" not in busy[0], busy
         assert not [log for log in logs if log.level >= logging.ERROR], "an error was logged"
-        assert self.instance.get_run_by_id(self.result.run_id).tags["scbda/archive_outcome"] == "busy"
+        assert instance.get_run_by_id(result.run_id).tags["scbda/archive_outcome"] == "busy"
         return "busy"
+
+    def outcome(self) -> str:
+        self.join(timeout=300)
+        if isinstance(self.result, BaseException):
+            raise self.result
+        assert self.result in ("archived", "busy"), self.result
+        return self.result
 
 
 def _wait_for_lease(db, kind: str, timeout: float = 120.0) -> None:
@@ -193,4 +205,20 @@ def test_after_a_sigkilled_writer_two_writers_race_and_one_recovers(writer_env, 
     assert _finish(leftover[0])[0] == 0
     assert not store.list_files(INCOMPLETE_DIR)
     counts = assert_every_business_id_once(spark, store, mongo_db, original)
+    assert counts["orders_fact"][1] > 0
+
+
+@pytest.mark.slow
+def test_ui_materialization_and_sensor_run_at_once(writer_env, hot_store, mongo_db, spark):
+    """Two Dagster runs (a UI materialization without tags, the sensor's archive_job run with its stage tag) that
+    reach the archive at the same moment, e.g. from two instances or before the pool existed: the lease decides."""
+    start, original = hot_store
+    ui, sensor_run = DagsterWriter(writer_env, start), DagsterWriter(writer_env, start)
+    sensor_run.tags = {**sensor_run.tags, "scbda/stage": "archive"}
+    ui.start()
+    sensor_run.start()
+    outcomes = sorted([ui.outcome(), sensor_run.outcome()])
+    print(f"ui + sensor run: {outcomes}")
+    assert "archived" in outcomes
+    counts = assert_every_business_id_once(spark, ArchiveStore(writer_env["SCBDA_ARCHIVE_URI"]), mongo_db, original)
     assert counts["orders_fact"][1] > 0
