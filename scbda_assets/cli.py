@@ -19,6 +19,7 @@ from scbda_assets.settings import ConfigError, Settings
 
 EXIT_CONFIG = 2
 EXIT_SERVICE = 3
+EXIT_BUSY = 4  # `scbda archive`: another archive writer holds the lease; nothing was changed
 
 
 def _fail(message: str, code: int) -> None:
@@ -155,12 +156,29 @@ def kpis(as_of) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only print what would be archived.")
+@click.option("--status", "show_status", is_flag=True,
+              help="Print the archive's status (documents, bytes, event times, last runs, incomplete batches).")
 @_one_line_errors
-def archive(dry_run) -> None:
-    """Run the archival policy once; print what was (or would be) archived."""
-    from scbda_assets.archive.run import archive_once
+def archive(dry_run, show_status) -> None:
+    """Run the archival policy once; print what was (or would be) archived, or the archive's status.
 
-    _print_json(archive_once(_settings(), dry_run=dry_run))
+    Exit 4 ("busy"): another archive writer holds the archive lease; nothing was changed."""
+    from scbda_assets.archive.lease import ArchiveBusy, LeaseLost
+    from scbda_assets.archive.run import archive_once, status_once
+
+    if dry_run and show_status:
+        _fail("--dry-run and --status cannot be combined: choose one", EXIT_CONFIG)
+    if show_status:
+        status, problem = status_once(_settings())
+        if problem:
+            click.echo(f"scbda: warning: {problem}", err=True)
+        _print_json(status)
+        return
+    try:
+        summary = archive_once(_settings(), dry_run=dry_run)
+    except (ArchiveBusy, LeaseLost) as exc:
+        _fail(str(exc), EXIT_BUSY)
+    _print_json(summary)
 
 
 @main.command()

@@ -43,6 +43,8 @@ class Settings:
     spark_port: int
     dagster_port: int
     dashboard_port: int
+    archive_lease_seconds: float = 30.0
+    archive_lease_wait_seconds: float = 10.0
 
     @property
     def dagster_home(self) -> Path:
@@ -178,6 +180,9 @@ _VARIABLES: dict[str, tuple[str, Callable, object]] = {
     "SCBDA_ARCHIVE_THRESHOLD_MB": ("archive_threshold_mb", _number(float, 0.001, None, "megabytes > 0"), 300.0),
     "SCBDA_ARCHIVE_LOW_WATER": ("archive_low_water", _number(float, 0.0, 1.0, "a fraction 0-1"), 0.7),
     "SCBDA_ARCHIVE_SAFETY_MINUTES": ("archive_safety_minutes", _number(int, 16, None, "whole minutes >= 16"), 60),
+    "SCBDA_ARCHIVE_LEASE_SECONDS": ("archive_lease_seconds", _number(float, 1.0, None, "seconds >= 1"), 30.0),
+    "SCBDA_ARCHIVE_LEASE_WAIT_SECONDS": ("archive_lease_wait_seconds", _number(float, 0.0, None, "seconds >= 0"),
+                                         10.0),
     "SCBDA_EVENTS_PER_MINUTE": ("events_per_minute", _number(float, 0.001, None, "events per minute > 0"), 1500.0),
     "SCBDA_KPI_TTL_SECONDS": ("kpi_ttl_seconds", _number(int, 61, None, "whole seconds > 60"), 180),
     "SCBDA_KEY_PREFIX": ("key_prefix", _text, ""),

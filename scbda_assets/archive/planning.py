@@ -109,8 +109,9 @@ def plan_archive(
     return Plan(True, reason, hours=tuple(s.hour for s in chosen), documents=documents, bytes=size, **base)
 
 
-def run_key(plan: Plan) -> str:
+def run_key(plan: Plan, after: str = "") -> str:
     """Same state, same key: duplicate ticks never request a second run. The key changes when the chosen hours'
-    content changes (a late document or a received shipment changes the count; only archival removes documents)
-    or at the next horizon hour (retry after a failure)."""
-    return f"archive-{plan.start:%Y%m%d%H}-{plan.end:%Y%m%d%H}-n{plan.documents}-h{plan.horizon:%Y%m%d%H}"
+    content changes (a late document or a received shipment changes the count; only archival removes documents),
+    at the next horizon hour, or after an archive run failed (``after``: the newest failed run's id)."""
+    key = f"archive-{plan.start:%Y%m%d%H}-{plan.end:%Y%m%d%H}-n{plan.documents}-h{plan.horizon:%Y%m%d%H}"
+    return f"{key}-after-{after}" if after else key

@@ -10,7 +10,13 @@ Crash-safety comes from the manifest being the journal (see ``manifest.py``) and
   deletes the rest (deleting an already deleted id is a no-op).
 
 Every run first finishes any batch that an earlier run left incomplete (``recover``), then starts its own.
-Archive runs must not overlap (the Dagster run queue allows one ``scbda/stage=archive`` run at a time).
+One writer at a time, whoever starts it (SPEC §8.7): every entry point holds the archive lease (``lease.py``) for the
+whole run, and checks it is still held before each irreversible step; only the lease holder recovers, so only a batch
+whose writer's lease expired is taken over.
+
+Nothing a writer may still write again is archived (SPEC §8.9): the cutoff is also bounded by the generator's
+committed clock (facts at or after it may be re-inserted by a resumed backfill), and documents whose business id is
+still in ``generator_pending`` (a late event released by an interval that did not commit yet) stay in MongoDB.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pymongo.database import Database
 
-from scbda_assets.archive import layout
+from scbda_assets.archive import catalog, layout
 from scbda_assets.archive import manifest as mf
+from scbda_assets.archive import manifest_store
+from scbda_assets.archive.lease import ArchiveLease, new_owner
 from scbda_assets.archive.schema import ID_COLUMN, PARTITION_COLUMNS, SPECS, SPECS_BY_COLLECTION, CollectionSpec
 from scbda_assets.archive.selection import decode_id, select_chunks, split_range
 from scbda_assets.archive.storage import ArchiveStore
@@ -50,6 +58,46 @@ def _no_checkpoint(step: str) -> None:
     return None
 
 
+class _Held:
+    """The caller's lease, or a lease of our own for the duration of the call (every writer holds one)."""
+
+    def __init__(self, db: Database, lease: ArchiveLease | None, kind: str):
+        self.lease, self.own = lease, None
+        if lease is None:
+            self.own = ArchiveLease(db, new_owner(kind))
+
+    def __enter__(self) -> ArchiveLease:
+        if self.own is not None:
+            return self.own.acquire()
+        self.lease.ensure_held()
+        return self.lease
+
+    def __exit__(self, *exc) -> None:
+        if self.own is not None:
+            self.own.release()
+
+
+def writer_clock(db: Database) -> dt.datetime | None:
+    """The generator's committed clock (``generator_state.as_of``): facts at or after it may be written again."""
+    doc = db["generator_state"].find_one({"_id": "simulation"}, {"as_of": 1})
+    moment = (doc or {}).get("as_of")
+    if not isinstance(moment, dt.datetime):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def pending_business_ids(db: Database) -> frozenset[str]:
+    """Business ids of late events the generator may still (re-)insert: archiving them could duplicate them."""
+    return frozenset(str(doc["_id"]) for doc in db["generator_pending"].find({}, {"_id": 1}))
+
+
+def frozen_cutoff(db: Database, *, end: dt.datetime, now: dt.datetime, safety_minutes: int) -> dt.datetime:
+    """min(end, hour of (now − safety), generator's committed clock)."""
+    cutoff = min(end, layout.floor_hour(now - dt.timedelta(minutes=safety_minutes)))
+    clock = writer_clock(db)
+    return cutoff if clock is None else min(cutoff, clock)
+
+
 def archive_range(
     db: Database,
     spark,
@@ -62,48 +110,66 @@ def archive_range(
     collections: Iterable[str] = tuple(spec.collection for spec in SPECS),
     checkpoint: Checkpoint = _no_checkpoint,
     delete_chunk: int = DELETE_CHUNK,
+    lease: ArchiveLease | None = None,
 ) -> dict | None:
     """Archive the eligible documents of [start, end) as one new batch; returns its manifest (None: nothing to do).
 
-    The cutoff is frozen once: ``min(end, hour of (now - safety))``; the same cutoff selects and bounds the delete.
+    Holds the archive lease (the caller's, else its own: ArchiveBusy if another writer has it). The cutoff is frozen
+    once (``frozen_cutoff``); the same cutoff selects and bounds the delete.
     """
-    recover(db, spark, store, checkpoint=checkpoint, delete_chunk=delete_chunk)
-    cutoff = min(end, layout.floor_hour(now - dt.timedelta(minutes=safety_minutes)))
-    if cutoff <= start:
-        return None
-    batch_id = layout.new_batch_id(now, uuid.uuid4().hex[:8])
-    manifest = mf.new_manifest(batch_id, created_at=now, start=start, cutoff=cutoff, collections=list(collections))
-    store.write_text_atomically(f"{INCOMPLETE_DIR}/{batch_id}", batch_id)
-    store.write_text_atomically(layout.manifest_file(batch_id), mf.dumps(manifest))
-    manifest = run_batch(db, spark, store, manifest, checkpoint=checkpoint, delete_chunk=delete_chunk)
-    if mf.totals(manifest)["record_count"] == 0:
-        # An empty batch leaves no trace (no files were written for it).
-        store.delete_file(layout.manifest_file(batch_id))
-        return None
-    return manifest
+    with _Held(db, lease, "archive_range") as lease:
+        recover(db, spark, store, checkpoint=checkpoint, delete_chunk=delete_chunk, lease=lease)
+        cutoff = frozen_cutoff(db, end=end, now=now, safety_minutes=safety_minutes)
+        if cutoff <= start:
+            return None
+        batch_id = layout.new_batch_id(now, uuid.uuid4().hex[:8])
+        manifest = mf.new_manifest(batch_id, created_at=now, start=start, cutoff=cutoff,
+                                   collections=list(collections))
+        lease.ensure_held()
+        store.write_text_atomically(f"{INCOMPLETE_DIR}/{batch_id}", batch_id)
+        manifest_store.write_manifest(store, manifest)
+        catalog.record(db, store, manifest)
+        manifest = run_batch(db, spark, store, manifest, checkpoint=checkpoint, delete_chunk=delete_chunk,
+                             lease=lease)
+        if mf.totals(manifest)["record_count"] == 0:
+            # An empty batch leaves no trace (no files were written for it).
+            manifest_store.delete_manifest(store, batch_id)
+            catalog.forget(db, batch_id)
+            return None
+        return manifest
 
 
 def recover(db: Database, spark, store: ArchiveStore, *, checkpoint: Checkpoint = _no_checkpoint,
-            delete_chunk: int = DELETE_CHUNK) -> list[dict]:
-    """Finish every batch an earlier (crashed) run left incomplete, oldest first."""
+            delete_chunk: int = DELETE_CHUNK, lease: ArchiveLease | None = None) -> list[dict]:
+    """Finish every batch an earlier (crashed) run left incomplete, oldest first — under the archive lease, so the
+    writer that left it is gone (its lease expired) or was this very process."""
     finished = []
-    for marker in store.list_files(INCOMPLETE_DIR):
-        batch_id = marker.rsplit("/", 1)[-1]
-        if not layout.is_batch_id(batch_id):
-            continue
-        if not store.exists(layout.manifest_file(batch_id)):
-            # Crashed before its pending manifest: nothing was written for it.
-            store.delete_file(marker)
-            continue
-        manifest = mf.loads(store.read_text(layout.manifest_file(batch_id)))
-        manifest = run_batch(db, spark, store, manifest, checkpoint=checkpoint, delete_chunk=delete_chunk)
-        finished.append(manifest)
+    with _Held(db, lease, "recovery") as lease:
+        for marker in store.list_files(INCOMPLETE_DIR):
+            batch_id = marker.rsplit("/", 1)[-1]
+            if not layout.is_batch_id(batch_id):
+                continue
+            manifest = manifest_store.read_manifest(store, batch_id)
+            lease.ensure_held()
+            if manifest is None:
+                # Crashed before its pending manifest: nothing was written for it.
+                store.delete_file(marker)
+                continue
+            manifest = run_batch(db, spark, store, manifest, checkpoint=checkpoint, delete_chunk=delete_chunk,
+                                 lease=lease)
+            finished.append(manifest)
     return finished
 
 
 def run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, *, checkpoint: Checkpoint = _no_checkpoint,
-              delete_chunk: int = DELETE_CHUNK) -> dict:
-    """Take one batch from whatever status it is in to ``complete``."""
+              delete_chunk: int = DELETE_CHUNK, lease: ArchiveLease | None = None) -> dict:
+    """Take one batch from whatever status it is in to ``complete`` (under the archive lease)."""
+    with _Held(db, lease, "run_batch") as lease:
+        return _run_batch(db, spark, store, manifest, checkpoint, delete_chunk, lease)
+
+
+def _run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, checkpoint: Checkpoint, delete_chunk: int,
+               lease: ArchiveLease) -> dict:
     batch_id = manifest["batch_id"]
     start, cutoff = mf.parse_iso(manifest["start"]), mf.parse_iso(manifest["cutoff"])
     verified_ids: dict[str, pa.Array] = {}
@@ -117,42 +183,51 @@ def run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, *, check
 
     if manifest["status"] == mf.PENDING:
         selected_ids = {}
+        pending = pending_business_ids(db)
         for name in manifest["collections"]:
             spec = SPECS_BY_COLLECTION[name]
             manifest["collections"][name], selected_ids[name] = _write(db, spark, store, spec, batch_id, start,
-                                                                       cutoff, lap)
+                                                                       cutoff, lap, lease, pending)
         checkpoint("written")
         for name in list(selected_ids):
             verified_ids[name] = _verify(store, manifest["collections"][name]["files"], selected_ids.pop(name), name)
         lap("verify")
         checkpoint("verified")
         manifest["status"] = mf.VERIFIED
-        store.write_text_atomically(layout.manifest_file(batch_id), mf.dumps(manifest))
+        lease.ensure_held()
+        manifest_store.write_manifest(store, manifest)
+        catalog.record(db, store, manifest)
         checkpoint("manifest")
     if manifest["status"] == mf.VERIFIED:
         for name, entry in manifest["collections"].items():
             ids = verified_ids[name] if name in verified_ids else read_ids(store, entry["files"])
-            entry["deleted_count"] = _delete(db[name], ids, checkpoint, delete_chunk)
+            entry["deleted_count"] = _delete(db[name], ids, checkpoint, delete_chunk, lease)
         lap("delete")
         manifest["status"] = mf.COMPLETE
-        store.write_text_atomically(layout.manifest_file(batch_id), mf.dumps(manifest))
+        lease.ensure_held()
+        manifest_store.write_manifest(store, manifest)
+        catalog.record(db, store, manifest)
     store.delete_dir(layout.staging_dir(batch_id))
+    manifest_store.prune_older(store, batch_id)
     store.delete_file(f"{INCOMPLETE_DIR}/{batch_id}")
     return manifest
 
 
 def _write(db: Database, spark, store: ArchiveStore, spec: CollectionSpec, batch_id: str, start: dt.datetime,
-           cutoff: dt.datetime, lap: Callable[[str], None]) -> tuple[dict, pa.Array]:
+           cutoff: dt.datetime, lap: Callable[[str], None], lease: ArchiveLease,
+           pending: frozenset[str] = frozenset()) -> tuple[dict, pa.Array]:
     """Select the collection's documents of [start, cutoff) chunk by chunk into the batch's staging input (memory
     stays bounded), have Spark write them, then publish Spark's files in place of this batch's files in the hour
     folders. Returns the manifest entry and the ids selected."""
     staging, input_dir = layout.staging_dir(batch_id, spec.collection), layout.staging_input(batch_id, spec.collection)
+    lease.ensure_held()
     store.delete_dir(staging)
-    staged = stage_selection(db, store, spec, start, cutoff, input_dir)
+    staged = stage_selection(db, store, spec, start, cutoff, input_dir, exclude_business_ids=pending)
     lap("select")
     if staged.records:
         _spark_write(spark, store, spec, input_dir, staging)
     store.delete_dir(input_dir)
+    lease.ensure_held()
     _remove_batch_files(store, spec.collection, batch_id, start, cutoff)
     files, sequence = [], {}
     for spark_file in store.list_files(staging, prefix="part-", recursive=True):
@@ -191,7 +266,7 @@ class Staged:
 
 def stage_selection(db: Database, store: ArchiveStore, spec: CollectionSpec, start: dt.datetime,
                     cutoff: dt.datetime, input_dir: str, streams: int | None = None,
-                    min_slice_documents: int = 100_000) -> Staged:
+                    min_slice_documents: int = 100_000, exclude_business_ids: frozenset[str] = frozenset()) -> Staged:
     """Select [start, cutoff) from MongoDB into uncompressed Parquet files under ``input_dir``, one per slice of
     the range, ``streams`` slices at a time (default SELECT_STREAMS; a slice holds at least ``min_slice_documents``).
 
@@ -207,7 +282,7 @@ def stage_selection(db: Database, store: ArchiveStore, spec: CollectionSpec, sta
         ids, records, malformed, source_bytes, event_times = [], 0, 0, 0, []
         path = store.path(f"{input_dir}/slice-{index:03d}.parquet")
         with pq.ParquetWriter(path, spec.arrow_schema(), filesystem=store.fs, compression="none") as writer:
-            for chunk in select_chunks(db, spec, *slices[index], cutoff):
+            for chunk in select_chunks(db, spec, *slices[index], cutoff, exclude_business_ids=exclude_business_ids):
                 writer.write_table(chunk.table, row_group_size=STAGED_ROW_GROUP)
                 ids.append(chunk.table[ID_COLUMN])
                 records, malformed = records + chunk.record_count, malformed + chunk.malformed_count
@@ -238,11 +313,13 @@ def _spark_write(spark, store: ArchiveStore, spec: CollectionSpec, input_dir: st
 
 def _remove_batch_files(store: ArchiveStore, collection: str, batch_id: str, start: dt.datetime,
                         cutoff: dt.datetime) -> None:
-    """Files a crashed attempt of this batch published (a batch's files only live in hours of its range)."""
-    days = sorted({f"{hour:%Y-%m-%d}" for hour in layout.hours_between(start, cutoff)})
-    for day in days:
-        for path in store.list_files(f"{collection}/event_date={day}", prefix=layout.part_prefix(batch_id),
-                                     recursive=True):
+    """Files a crashed attempt of this batch published (a batch's files only live in days of its range; the day
+    folders that exist are listed, not every day of the range, which may start in year 1)."""
+    first, last = f"event_date={start.date().isoformat()}", f"event_date={cutoff.date().isoformat()}"
+    for day in store.list_dirs(collection):
+        if not first <= day <= last:
+            continue
+        for path in store.list_files(f"{collection}/{day}", prefix=layout.part_prefix(batch_id), recursive=True):
             store.delete_file(path)
 
 
@@ -266,10 +343,11 @@ def _verify(store: ArchiveStore, files: list[str], selected: pa.Array, name: str
     return written
 
 
-def _delete(collection, ids: pa.Array, checkpoint: Checkpoint, chunk: int) -> int:
+def _delete(collection, ids: pa.Array, checkpoint: Checkpoint, chunk: int, lease: ArchiveLease) -> int:
     """Delete the ids in chunks, DELETE_THREADS at a time (mongod removes documents and index entries on both
-    cores); after a failure no further chunk starts."""
+    cores); after a failure (or a lost lease) no further chunk starts."""
     def delete_chunk(offset: int) -> int:
+        lease.ensure_held()
         batch = [decode_id(text) for text in ids.slice(offset, chunk).to_pylist()]
         deleted = collection.delete_many({"_id": {"$in": batch}}).deleted_count
         checkpoint("deleted_chunk")
@@ -286,5 +364,5 @@ def _delete(collection, ids: pa.Array, checkpoint: Checkpoint, chunk: int) -> in
 
 
 def list_manifests(store: ArchiveStore) -> list[dict]:
-    return [mf.loads(store.read_text(path)) for path in store.list_files(layout.MANIFEST_DIR)
-            if path.endswith(".json")]
+    """The newest valid version of every batch's manifest (see manifest_store)."""
+    return manifest_store.list_manifests(store)

@@ -1,4 +1,5 @@
-"""`scbda archive [--dry-run]`: the archival policy once, with the same code as the sensor and the archive assets."""
+"""`scbda archive [--dry-run | --status]`: the archival policy once, or the archive's status, with the same code as
+the sensor and the archive assets. Both publish the status to Redis (``archive:status``) for the dashboard."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import datetime as dt
 import pymongo
 
 from scbda_assets.archive import manifest as mf
+from scbda_assets.archive.lease import ArchiveLease, new_owner
 from scbda_assets.archive.planning import MB
 from scbda_assets.archive.policy import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, recover
+from scbda_assets.archive.status import STATUS_KEY, archive_status, publish_status
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import ServiceUnavailable, build_resources
 from scbda_assets.settings import Settings
@@ -31,22 +34,54 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
     summary = {"dry_run": dry_run, "archive_uri": settings.archive_uri, **plan.summary()}
     incomplete = store.list_files(INCOMPLETE_DIR)
     summary["incomplete_batches"] = [path.rsplit("/", 1)[-1] for path in incomplete]
-    if dry_run or (not plan.archive and not incomplete):
+    if dry_run:
         return summary
-    spark = resources["pyspark"].spark_session
+    if not plan.archive and not incomplete:
+        summary["status_published"] = publish(resources, archive_status(db, store, now=dt.datetime.now(dt.UTC)))
+        return summary
+    # The lease first (ArchiveBusy: another writer has it; nothing changed), then the Spark session.
+    lease = ArchiveLease(db, new_owner("scbda archive")).acquire()
     try:
-        recovered = recover(db, spark, store)
+        spark = resources["pyspark"].spark_session
+        recovered = recover(db, spark, store, lease=lease)
         summary["recovered_batches"] = [_batch_summary(m) for m in recovered]
         batch = None
         if plan.archive:
             batch = archive_range(db, spark, store, start=plan.start, end=plan.end, now=now,
-                                  safety_minutes=settings.archive_safety_minutes)
+                                  safety_minutes=settings.archive_safety_minutes, lease=lease)
     finally:
+        lease.release()
         # The session this call opened is released (a Connect client's threads would outlive the command).
         resources["pyspark"].teardown_after_execution(None)
     summary["batch"] = _batch_summary(batch) if batch else None
     summary["data_size_after_mb"] = round(int(db.command("dbStats")["dataSize"]) / MB, 3)
+    summary["status_published"] = publish(resources, archive_status(db, store, now=dt.datetime.now(dt.UTC)))
     return summary
+
+
+def status_once(settings: Settings, *, now: dt.datetime | None = None) -> tuple[dict, str | None]:
+    """The archive status (``status.archive_status``), published to Redis; returns it and the publish error."""
+    resources = build_resources(settings)
+    try:
+        status = archive_status(resources["mongo"].database(), ArchiveStore(settings.archive_uri),
+                                now=now or dt.datetime.now(dt.UTC))
+    except pymongo.errors.PyMongoError as exc:
+        raise ServiceUnavailable(f"MongoDB failed while reading the archive status: {str(exc).splitlines()[0]}") \
+            from None
+    published = publish(resources, status)
+    return status, (None if published is True else published)
+
+
+def publish(resources: dict, status: dict) -> bool | str:
+    """Write the status to Redis; True, or the one-line reason it could not be written (archival goes on)."""
+    redis = resources["redis"]
+    try:
+        publish_status(redis.client(), redis.key(STATUS_KEY), status)
+        return True
+    except Exception as exc:  # Redis down must never fail an archive run: the status is informational
+        return f"archive status not published to Redis: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    finally:
+        redis.teardown_after_execution(None)
 
 
 def _batch_summary(manifest: dict) -> dict:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import bson
 from bson import ObjectId, json_util
+from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo.database import Database
 
 from scbda_assets.archive import layout
@@ -101,7 +102,8 @@ def select(db: Database, spec: CollectionSpec, start: dt.datetime, end: dt.datet
 
 
 def select_chunks(db: Database, spec: CollectionSpec, start: dt.datetime, end: dt.datetime, cutoff: dt.datetime,
-                  *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Selection]:
+                  *, chunk_bytes: int = CHUNK_BYTES,
+                  exclude_business_ids: frozenset[str] = frozenset()) -> Iterator[Selection]:
     """The eligible documents of [start, min(end, cutoff)) as Arrow tables of about ``chunk_bytes`` of BSON each
     (explicit schema, all nullable), well-formed ones first in event-time order, then the malformed ones.
 
@@ -110,7 +112,8 @@ def select_chunks(db: Database, spec: CollectionSpec, start: dt.datetime, end: d
     malformed ones are kept by their archive time (a document may match more than one query: kept once). The
     malformed range query reads every document of the range again, so it only runs when an index count of the
     range, taken after the typed read, says some document there was not typed. ``source_bytes`` is computed
-    without asking MongoDB per document (see ``typed_bson_bytes``).
+    without asking MongoDB per document (see ``typed_bson_bytes``). Documents whose business id is in
+    ``exclude_business_ids`` (a writer may still insert them again) are left out.
     """
     collection = db[spec.collection]
     stop = min(end, cutoff)
@@ -118,7 +121,12 @@ def select_chunks(db: Database, spec: CollectionSpec, start: dt.datetime, end: d
     for typed in arrow_chunks(collection, well_formed_filter(spec, start, end, cutoff), spec.pymongoarrow_schema(),
                                chunk_bytes):
         typed_rows += typed.num_rows
-        yield Selection(_from_typed(spec, typed), typed_bson_bytes(spec, typed), 0)
+        if exclude_business_ids:
+            keep = pc.invert(pc.is_in(typed[spec.id_field], value_set=pa.array(sorted(exclude_business_ids),
+                                                                               pa.string())))
+            typed = typed.filter(keep)
+        if typed.num_rows:
+            yield Selection(_from_typed(spec, typed), typed_bson_bytes(spec, typed), 0)
 
     # Inserts only add documents (archive runs never overlap): equal counts mean no malformed document in range.
     in_range = collection.count_documents({spec.event_field: {"$gte": start, "$lt": stop},
@@ -131,7 +139,8 @@ def select_chunks(db: Database, spec: CollectionSpec, start: dt.datetime, end: d
         for doc in collection.find(query):
             candidates[encode_id(doc["_id"])] = doc
     malformed_docs = [doc for doc in candidates.values()
-                      if (moment := _archive_time(spec, doc)) is not None and start <= moment < stop]
+                      if (moment := _archive_time(spec, doc)) is not None and start <= moment < stop
+                      and str(doc.get(spec.id_field)) not in exclude_business_ids]
     if malformed_docs:
         yield Selection(_from_documents(spec, malformed_docs), sum(len(bson.encode(doc)) for doc in malformed_docs),
                         len(malformed_docs))
@@ -304,17 +313,40 @@ def eligible_hour_stats(db: Database, spec: CollectionSpec, horizon: dt.datetime
 
     def exact(pipeline: list[dict]) -> list[HourStats]:
         return [HourStats(row["_id"].astimezone(dt.UTC), row["documents"], row["bytes"])
-                for row in collection.aggregate(pipeline, allowDiskUse=True)]
+                for row in collection.with_options(codec_options=_CLAMPED).aggregate(pipeline, allowDiskUse=True)]
 
     if eligibility_filter(spec, horizon):
         return exact(eligible_hour_pipeline(spec, horizon))
     counted: list[HourStats] = []
-    oldest = collection.find_one({spec.event_field: {"$lt": horizon}}, {spec.event_field: 1, "_id": 0},
-                                 sort=[(spec.event_field, 1)])
-    if oldest is not None:
+    hours = occupied_hours(collection, spec, horizon)
+    if hours:
         average = int(db.command("collStats", spec.collection).get("avgObjSize", 0))
-        for hour in layout.hours_between(oldest[spec.event_field].astimezone(dt.UTC), horizon):
+        for hour in hours:
             documents = collection.count_documents({spec.event_field: {"$gte": hour, "$lt": hour + layout.HOUR}})
-            if documents:
-                counted.append(HourStats(hour, documents, documents * average))
+            counted.append(HourStats(hour, documents, documents * average))
     return merge_hours([counted, exact(eligible_hour_pipeline(spec, horizon, dateless_only=True))])
+
+
+# Dates outside what Python can hold (year 0, year 10000+) are clamped when read, so they never crash a tick.
+_CLAMPED = CodecOptions(tz_aware=True, tzinfo=dt.UTC, datetime_conversion=DatetimeConversion.DATETIME_CLAMP)
+
+
+def occupied_hours(collection, spec: CollectionSpec, horizon: dt.datetime, limit: int = 100_000) -> list[dt.datetime]:
+    """The hours before the horizon that hold at least one document with a date event time, oldest first: one index
+    seek per occupied hour (the next event time at or after the previous hour's end), never a walk over every hour
+    since the oldest document (one document from 1970 costs one seek, not 500 000 counts)."""
+    clamped = collection.with_options(codec_options=_CLAMPED)
+    hours: list[dt.datetime] = []
+    bound: dict = {"$lt": horizon}
+    while len(hours) < limit:
+        row = clamped.find_one({spec.event_field: {**bound, "$type": "date"}}, {spec.event_field: 1, "_id": 0},
+                               sort=[(spec.event_field, 1)])
+        if row is None:
+            break
+        hour = layout.floor_hour(row[spec.event_field])
+        hours.append(hour)
+        try:
+            bound = {"$gte": hour + layout.HOUR, "$lt": horizon}
+        except OverflowError:  # the last representable hour
+            break
+    return hours

@@ -1,21 +1,36 @@
-"""archive_size_sensor: MongoDB above the size threshold → one archive_job run for the oldest eligible hours."""
+"""archive_size_sensor: MongoDB above the size threshold → one archive_job run for the oldest eligible hours.
 
+Also the archive's watchdog:
+* a batch left incomplete is finished by a recovery run whatever the size; its run key carries an attempt number
+  (the count of failed recovery runs of that batch), so a failed recovery is requested again on the next tick;
+* an archive run that Dagster still shows in progress but whose worker died (SIGKILL, OOM: the default run launcher
+  cannot health-check a worker) is recognised by the archive lease: no live lease of its own long after it started,
+  on two consecutive ticks → the sensor marks it failed, which frees the stage's queue slot;
+* while `scbda archive` (not a Dagster run) holds the lease, the sensor waits instead of requesting a run that could
+  only fail as busy.
+"""
 
 import datetime as dt
+import json
 
 import dagster as dg
 import pymongo
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from scbda_assets.archive import layout
-from scbda_assets.archive import manifest as mf
-from scbda_assets.archive.assets import STAGE_TAG, archive_job
+from scbda_assets.archive import layout, manifest_store
+from scbda_assets.archive.assets import MAX_RUNTIME_TAG, OUTCOME_TAG, STAGE_TAG, archive_job
+from scbda_assets.archive.lease import LeaseHolder, current_holder, lease_timing
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.planning import run_key
 from scbda_assets.archive.policy import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import MongoResource, ServiceUnavailable, SettingsResource
+
+RECOVERS_TAG = "scbda/recovers_batch"
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+FAILED = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+STARTUP_GRACE_S = 120.0  # resource setup (Spark session) before a run takes the lease
 
 
 @dg.sensor(
@@ -24,33 +39,47 @@ from scbda_assets.resources import MongoResource, ServiceUnavailable, SettingsRe
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reads dbStats.dataSize; above SCBDA_ARCHIVE_THRESHOLD_MB requests archival of the oldest eligible "
-    "hours down to the low-water mark (SPEC §8).",
+    "hours down to the low-water mark (SPEC §8). Finishes incomplete batches and fails archive runs whose worker died.",
 )
 def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, settings: SettingsResource):
     config = settings.get()
-    recovery = _recovery_request(context, ArchiveStore(config.archive_uri))
-    if recovery is not None:
-        return recovery
+    try:
+        db = mongo.database()
+        holder = current_holder(db)
+    except ServiceUnavailable as exc:
+        return dg.SkipReason(f"{exc}; will retry on the next tick")
+    except pymongo.errors.PyMongoError as exc:
+        return dg.SkipReason(f"MongoDB error while reading the archive lease: {str(exc).splitlines()[0]}; will retry")
+    suspects = _fail_dead_runs(context, holder)
+    context.update_cursor(json.dumps({"suspects": suspects}))
     if _archive_run_in_progress(context):
         # The run is removing the very documents a decision now would size; decide again once it has.
         return dg.SkipReason("an archive run is in progress; the next decision is taken after it ends")
+    if holder is not None and _is_live(db, holder):
+        return dg.SkipReason(f"the archive lease is held by {holder.owner}; the next decision is taken after it ends")
+    recovery = _recovery_request(context, ArchiveStore(config.archive_uri))
+    if recovery is not None:
+        return recovery
     try:
-        plan = decide(mongo.database(), config, dt.datetime.now(dt.UTC))
+        plan = decide(db, config, dt.datetime.now(dt.UTC))
     except ServiceUnavailable as exc:
         return dg.SkipReason(f"{exc}; will retry on the next tick")
     except pymongo.errors.PyMongoError as exc:
         return dg.SkipReason(f"MongoDB error while sizing the hot store: {str(exc).splitlines()[0]}; will retry")
     if not plan.archive:
         return dg.SkipReason(plan.reason)
-    first = max(plan.start, ARCHIVE_PARTITIONS.start)  # older hours: `scbda archive` (see docs/archive.md)
-    last = plan.end - layout.HOUR
-    if last < first:
-        return dg.SkipReason(f"eligible hours predate the first archive partition: run `scbda archive`")
+    if plan.start < ARCHIVE_PARTITIONS.start:
+        # Hours before the first partition (absurd or very old event times) are in the first partition's window
+        # (assets.window_start): archive them with that one partition first — a range from 2025 to now would
+        # record a materialization for every hour in between.
+        first = last = ARCHIVE_PARTITIONS.start
+    else:
+        first, last = plan.start, plan.end - layout.HOUR
     context.log.info(plan.reason)
     return dg.RunRequest(
-        run_key=run_key(plan),
+        run_key=run_key(plan, after=_last_failed_run_id(context)),
         tags={
-            **STAGE_TAG,
+            **STAGE_TAG, **MAX_RUNTIME_TAG,
             ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(first),
             ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(last),
             "scbda/archive_reason": plan.reason[:500],
@@ -60,32 +89,91 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
 
 def _recovery_request(context: dg.SensorEvaluationContext, store: ArchiveStore) -> dg.RunRequest | None:
     """A batch left incomplete by a crashed run, and no archive run under way: request a run over its window (every
-    archive run finishes incomplete batches first), whatever the size — so a crash never waits for the threshold."""
-    markers = store.list_files(INCOMPLETE_DIR)
-    if not markers or _archive_run_in_progress(context):
+    archive run finishes incomplete batches first), whatever the size — so a crash never waits for the threshold.
+    The run key counts the failed recoveries of the batch: a failed recovery is requested again."""
+    for marker in store.list_files(INCOMPLETE_DIR):
+        batch_id = marker.rsplit("/", 1)[-1]
+        manifest = manifest_store.read_manifest(store, batch_id) if layout.is_batch_id(batch_id) else None
+        if manifest is None:
+            continue  # crashed before writing anything; the next run clears the marker
+        first = max(layout.floor_hour(manifest_store.mf.parse_iso(manifest["start"])), ARCHIVE_PARTITIONS.start)
+        last = max(first, manifest_store.mf.parse_iso(manifest["cutoff"]) - layout.HOUR)
+        attempt = _failed_recoveries(context, batch_id)
+        return dg.RunRequest(
+            run_key=f"recover-{batch_id}-attempt{attempt}",
+            tags={**STAGE_TAG, **MAX_RUNTIME_TAG, RECOVERS_TAG: batch_id,
+                  ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(first),
+                  ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(last),
+                  "scbda/archive_reason": f"finish incomplete batch {batch_id} ({manifest['status']}), "
+                                          f"attempt {attempt + 1}"},
+        )
+    return None
+
+
+def _instance(context: dg.SensorEvaluationContext):
+    try:
+        return context.instance
+    except dg.DagsterInvariantViolationError:  # evaluated without an instance (tests): no runs at all
         return None
-    batch_id = markers[0].rsplit("/", 1)[-1]
-    if not store.exists(layout.manifest_file(batch_id)):
-        return None  # crashed before writing anything; the next run clears the marker
-    manifest = mf.loads(store.read_text(layout.manifest_file(batch_id)))
-    first = max(layout.floor_hour(mf.parse_iso(manifest["start"])), ARCHIVE_PARTITIONS.start)
-    last = max(first, mf.parse_iso(manifest["cutoff"]) - layout.HOUR)
-    return dg.RunRequest(
-        run_key=f"recover-{batch_id}",
-        tags={**STAGE_TAG, ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(first),
-              ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(last),
-              "scbda/archive_reason": f"finish incomplete batch {batch_id} ({manifest['status']})"},
-    )
+
+
+def _failed_recoveries(context: dg.SensorEvaluationContext, batch_id: str) -> int:
+    instance = _instance(context)
+    if instance is None:
+        return 0
+    return len(instance.get_run_ids(filters=dg.RunsFilter(statuses=FAILED, tags={RECOVERS_TAG: batch_id})))
+
+
+def _last_failed_run_id(context: dg.SensorEvaluationContext) -> str:
+    """The newest failed (or busy) archive run: a new key after each, so such a run is requested again."""
+    instance = _instance(context)
+    if instance is None:
+        return ""
+    failed = instance.get_run_records(filters=dg.RunsFilter(statuses=FAILED, tags=STAGE_TAG), limit=1)
+    busy = instance.get_run_records(filters=dg.RunsFilter(tags={**STAGE_TAG, OUTCOME_TAG: "busy"}), limit=1)
+    newest = max(failed + busy, key=lambda record: record.create_timestamp, default=None)
+    return newest.dagster_run.run_id[:8] if newest else ""
 
 
 def _archive_run_in_progress(context: dg.SensorEvaluationContext) -> bool:
-    try:
-        instance = context.instance
-    except dg.DagsterInvariantViolationError:  # evaluated without an instance (tests): nothing can be running
+    instance = _instance(context)
+    if instance is None:
         return False
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
-                                        dg.DagsterRunStatus.STARTED], tags=STAGE_TAG),
-        limit=1,
-    )
-    return bool(runs)
+    return bool(instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS, tags=STAGE_TAG), limit=1))
+
+
+def _is_live(db, holder: LeaseHolder) -> bool:
+    if holder.expires_at is None:
+        return False
+    server_now = db.command("hello")["localTime"]
+    server_now = server_now if server_now.tzinfo else server_now.replace(tzinfo=dt.UTC)
+    return holder.expires_at > server_now
+
+
+def _fail_dead_runs(context: dg.SensorEvaluationContext, holder: LeaseHolder | None) -> list[str]:
+    """Mark failed the STARTED archive runs whose worker is gone: started long enough ago to hold the lease, yet the
+    lease is not theirs (or expired), on this tick and the previous one. Returns this tick's suspects."""
+    instance = _instance(context)
+    if instance is None:
+        return []
+    ttl, wait = lease_timing()
+    grace = ttl + wait + STARTUP_GRACE_S
+    previous = set(json.loads(context.cursor or "{}").get("suspects", []))
+    now = dt.datetime.now(dt.UTC).timestamp()
+    suspects = []
+    records = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags=STAGE_TAG))
+    for record in records:
+        run = record.dagster_run
+        started = record.start_time or record.create_timestamp.timestamp()
+        holds = holder is not None and run.run_id in holder.owner and holder.expires_at is not None \
+            and holder.expires_at.timestamp() > now
+        if holds or now - started < grace:
+            continue
+        if run.run_id in previous:
+            message = (f"archive run {run.run_id} has shown no archive-lease heartbeat for over {grace:.0f} s: its "
+                       f"worker is gone; marked failed so the archive stage continues (recovery finishes its batch)")
+            context.log.warning(message)
+            instance.report_run_failed(run, message)
+        else:
+            suspects.append(run.run_id)
+    return suspects

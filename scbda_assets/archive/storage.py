@@ -59,6 +59,16 @@ class ArchiveStore:
         with self.fs.open_input_stream(self.path(relative)) as stream:
             return stream.read().decode()
 
+    def write_new_text(self, relative: str, text: str) -> None:
+        """Write a file under a name that does not exist yet: temporary name, then rename (atomic on POSIX and
+        HDFS when the target is new). A crash leaves at most a stray ``.tmp``; a reader never sees half a file."""
+        target = self.path(relative)
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        temporary = f"{target}.tmp"
+        with self.fs.open_output_stream(temporary) as stream:
+            stream.write(text.encode())
+        self.fs.move(temporary, target)
+
     def write_text_atomically(self, relative: str, text: str) -> None:
         """Write to a temporary name, then rename: a reader (or a crash) never sees half a file."""
         target = self.path(relative)

@@ -1,28 +1,37 @@
 """Archive verification (pure of Dagster): the recent complete batches of one collection are whole and final.
 
-For each batch: its files exist, they hold exactly the manifest's ``record_count`` rows, no id appears in two
-batches, and no archived id is still in MongoDB (the delete step finished). Reads only the ``_id`` column.
+For each batch: its files exist, they hold exactly the manifest's ``record_count`` rows, no **business id** appears
+twice in the archive (within the batch, or in two batches), and no archived business id is in MongoDB (the delete
+step finished, and no writer re-inserted it). Business ids, not ``_id``: a re-inserted document gets a new ``_id``,
+so only the business id shows the same event in both stores (SPEC §8.9). Reads only the id columns.
 """
 
 from __future__ import annotations
 
+import pyarrow.dataset as ds
 from pymongo.database import Database
 
-from scbda_assets.archive import manifest as mf
-from scbda_assets.archive.protocol import list_manifests, read_ids
-from scbda_assets.archive.selection import decode_id
+from scbda_assets.archive import catalog, manifest_store
+from scbda_assets.archive.schema import SPECS_BY_COLLECTION
 from scbda_assets.archive.storage import ArchiveStore
 
 _CHUNK = 5000
 
 
+def read_business_ids(store: ArchiveStore, files: list[str], id_field: str) -> list:
+    if not files:
+        return []
+    dataset = ds.dataset([store.path(path) for path in files], filesystem=store.fs, format="parquet")
+    return dataset.to_table(columns=[id_field])[id_field].to_pylist()
+
+
 def verify_recent_batches(store: ArchiveStore, db: Database, collection: str, limit: int = 20) -> dict:
-    batches = sorted(
-        (m for m in list_manifests(store) if m["status"] == mf.COMPLETE and m["collections"].get(collection)),
-        key=lambda m: m["created_at"],
-    )[-limit:]
+    id_field = SPECS_BY_COLLECTION[collection].id_field
+    # The catalog names the recent batches: only their manifests are read (no listing of every manifest).
+    batches = [manifest for batch_id in catalog.complete_batch_ids(db, store, collection, limit)
+               if (manifest := manifest_store.read_manifest(store, batch_id)) is not None]
     problems: list[str] = []
-    seen: set[str] = set()
+    seen: set = set()
     records = 0
     for batch in batches:
         entry, batch_id = batch["collections"][collection], batch["batch_id"]
@@ -30,19 +39,21 @@ def verify_recent_batches(store: ArchiveStore, db: Database, collection: str, li
         if missing:
             problems.append(f"{batch_id}: {len(missing)} file(s) missing, e.g. {missing[0]}")
             continue
-        ids = read_ids(store, entry["files"]).to_pylist()
+        ids = read_business_ids(store, entry["files"], id_field)
         records += len(ids)
         if len(ids) != entry["record_count"]:
             problems.append(f"{batch_id}: {len(ids)} rows in files, manifest says {entry['record_count']}")
-        unique = set(ids)
-        repeated = (len(ids) - len(unique)) + len(seen & unique)  # within this batch, and across batches
+        present = [i for i in ids if i is not None]  # a malformed document may lack its business id
+        unique = set(present)
+        repeated = (len(present) - len(unique)) + len(seen & unique)  # within this batch, and across batches
         if repeated:
-            problems.append(f"{batch_id}: {repeated} id(s) archived twice")
+            problems.append(f"{batch_id}: {repeated} business id(s) archived twice")
         seen |= unique
+        listed = sorted(unique, key=str)
         still_hot = sum(
-            db[collection].count_documents({"_id": {"$in": [decode_id(i) for i in ids[k : k + _CHUNK]]}})
-            for k in range(0, len(ids), _CHUNK)
+            db[collection].count_documents({id_field: {"$in": listed[k : k + _CHUNK]}})
+            for k in range(0, len(listed), _CHUNK)
         )
         if still_hot:
-            problems.append(f"{batch_id}: {still_hot} archived id(s) still in MongoDB")
+            problems.append(f"{batch_id}: {still_hot} archived business id(s) also in MongoDB")
     return {"batches": len(batches), "records": records, "problems": problems}

@@ -36,7 +36,9 @@ def test_sigkill_at_random_moments_then_rerun_loses_and_duplicates_nothing(test_
     }
     facts.insert_all(mongo_db, original)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}, **test_env,
-           "SCBDA_SPARK_REMOTE": spark_server, "SCBDA_ARCHIVE_THRESHOLD_MB": "0.001"}
+           "SCBDA_SPARK_REMOTE": spark_server, "SCBDA_ARCHIVE_THRESHOLD_MB": "0.001",
+           # A killed run's lease expires after 3 s; the next run waits up to 5 s for it (then recovers).
+           "SCBDA_ARCHIVE_LEASE_SECONDS": "3", "SCBDA_ARCHIVE_LEASE_WAIT_SECONDS": "5"}
     store = ArchiveStore(test_env["SCBDA_ARCHIVE_URI"])
     rng = np.random.default_rng(20261122)
     killed, interrupted_batches = 0, set()

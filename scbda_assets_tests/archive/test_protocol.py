@@ -10,6 +10,7 @@ import pytest
 
 from scbda_assets.archive import layout
 from scbda_assets.archive import manifest as mf
+from scbda_assets.archive import manifest_store
 from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, list_manifests, recover
 from scbda_assets_tests.archive import facts
 from scbda_assets_tests.archive.conftest import DATA_START, NOW, archived_ids, assert_each_once
@@ -55,7 +56,10 @@ def test_archives_eligible_hours_with_spec_layout_and_manifest(mongo_db, spark, 
         folder, name = path.rsplit("/", 1)
         assert folder.startswith("orders_fact/event_date=2026-11-20/hour=")
         assert name.startswith(f"part-{manifest['batch_id']}-") and name.endswith(".parquet")
-    on_disk = json.loads(store.read_text(f"_manifests/{manifest['batch_id']}.json"))
+    versions = manifest_store.versions(store, manifest["batch_id"])
+    assert [path for _, path in versions] == [f"_manifests/{manifest['batch_id']}.2.json"]  # pending, verified, complete
+    on_disk = json.loads(store.read_text(versions[0][1]))
+    assert on_disk["status"] == mf.COMPLETE
     assert {"batch_id", "created_at", "cutoff", "status", "collections"} <= set(on_disk)
     assert not store.list_files(INCOMPLETE_DIR) and not store.list_files("_staging", recursive=True)
     # In-transit shipments and everything at/after the cutoff stayed hot.

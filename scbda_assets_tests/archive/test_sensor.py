@@ -113,7 +113,7 @@ def test_an_incomplete_batch_is_finished_even_below_the_threshold(test_env, spar
                      "settings": SettingsResource.from_settings(settings)}
         with dg.build_sensor_context(resources=resources, instance=instance) as context:
             request = archive_size_sensor(context)
-    assert isinstance(request, dg.RunRequest) and request.run_key == f"recover-{batch_id}"
+    assert isinstance(request, dg.RunRequest) and request.run_key == f"recover-{batch_id}-attempt0"
     assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == layout.partition_key(start)
     result = dg.materialize([archive_assets], resources=build_resources(settings), tags=request.tags)
     assert result.success and not store.list_files(INCOMPLETE_DIR)
@@ -134,3 +134,54 @@ def test_no_decision_while_an_archive_run_is_in_progress(test_env, mongo_db):
         with dg.build_sensor_context(resources=resources, instance=instance) as context:
             result = archive_size_sensor(context)
     assert isinstance(result, dg.SkipReason) and "archive run is in progress" in result.skip_message
+
+
+@pytest.mark.slow
+def test_sensor_sizes_only_occupied_hours_and_absurd_dates_never_stall_it(test_env, spark_server, mongo_db, spark):
+    """A document from 1970, one from 2100, one with a text date and one with a date Python cannot hold: the sensor
+    sizes only the hours that hold documents, requests a run whose window (first partition) reaches back to 1970,
+    and that run archives the 1970 document into event_date=1970-01-01/hour=00; the others never crash a tick."""
+    from bson.datetime_ms import DatetimeMS
+
+    from scbda_assets.archive.assets import archive_assets
+    from scbda_assets.archive.schema import ORDERS
+    from scbda_assets.archive.selection import occupied_hours
+    from scbda_assets.archive.storage import ArchiveStore
+    from scbda_assets.resources import build_resources
+
+    start, docs = _fill_hours(mongo_db, 3, per_hour=40)
+    base = {k: v for k, v in docs[0].items() if k not in ("_id", "order_id", "order_ts")}
+    epoch = {**base, "order_id": "ABSURD-1970", "order_ts": dt.datetime(1970, 1, 1, 0, 30, tzinfo=dt.UTC)}
+    future = {**base, "order_id": "ABSURD-2100", "order_ts": dt.datetime(2100, 1, 1, tzinfo=dt.UTC)}
+    text = {**base, "order_id": "ABSURD-TEXT", "order_ts": "yesterday"}
+    unrepresentable = {**base, "order_id": "ABSURD-YEAR-MINUS-30", "order_ts": DatetimeMS(-63_000_000_000_000)}
+    mongo_db.orders_fact.insert_many([epoch, future, text, unrepresentable])
+
+    horizon = layout.floor_hour(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=60))
+    hours = occupied_hours(mongo_db.orders_fact, ORDERS, horizon)
+    expected = sorted({layout.floor_hour(d["order_ts"]) for d in docs if d["order_ts"] < horizon})
+    assert hours[0] == dt.datetime(1, 1, 1, tzinfo=dt.UTC)  # the unrepresentable date, clamped: one seek
+    assert hours[1:] == [dt.datetime(1970, 1, 1, tzinfo=dt.UTC), *expected]
+
+    settings = _settings(test_env, archive_threshold_mb=0.001, spark_remote=spark_server)
+    request = _evaluate(settings)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2025-01-01-00:00"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2025-01-01-00:00"  # one partition, not 2025..now
+    result = dg.materialize([archive_assets], resources=build_resources(settings), tags=request.tags)
+    assert result.success
+    store = ArchiveStore(settings.archive_uri)
+    assert store.list_files("orders_fact/event_date=1970-01-01/hour=00")
+    assert mongo_db.orders_fact.count_documents({"order_id": "ABSURD-1970"}) == 0
+    assert mongo_db.orders_fact.count_documents({"order_id": "ABSURD-2100"}) == 1  # in the future: stays hot
+    # The next tick archives the ordinary hours.
+    following = _evaluate(settings)
+    assert isinstance(following, dg.RunRequest)
+    assert following.tags[ASSET_PARTITION_RANGE_START_TAG] == layout.partition_key(expected[0])
+    assert dg.materialize([archive_assets], resources=build_resources(settings), tags=following.tags).success
+    frame = spark.read.option("basePath", store.uri("orders_fact")).parquet(store.uri("orders_fact"))
+    archived = {row["order_id"] for row in frame.select("order_id").collect()}
+    assert "ABSURD-1970" in archived and "ABSURD-2100" not in archived
+    assert {d["order_id"] for d in docs if d["order_ts"] < horizon} <= archived
+    # What stays (2100, the unrepresentable date) never stalls a tick: it decides again without an error.
+    assert isinstance(_evaluate(settings), (dg.SkipReason, dg.RunRequest))

@@ -118,20 +118,42 @@ def test_postgres_service_and_dagster_agree_on_credentials(services):
     assert dagster["DAGSTER_PG_DB"] == postgres["POSTGRES_DB"]
 
 
-def test_run_queue_and_retention_match_the_embedded_instance():
+def test_run_queue_concurrency_and_retention_match_the_embedded_instance():
     docker = yaml.safe_load(DAGSTER_YAML.read_text())
     embedded = yaml.safe_load(EMBEDDED_INSTANCE.read_text())
     assert docker["run_queue"] == embedded["run_queue"]
+    assert docker["concurrency"] == embedded["concurrency"]
     assert docker["retention"] == embedded["retention"]
     assert docker["telemetry"] == embedded["telemetry"] == {"enabled": False}
+    assert docker["run_monitoring"]["enabled"] is embedded["run_monitoring"]["enabled"] is True
 
 
 def test_each_pipeline_stage_runs_one_at_a_time_polled_every_second():
-    queue = yaml.safe_load(DAGSTER_YAML.read_text())["run_queue"]
-    assert queue["dequeue_interval_seconds"] == 1
-    limits = {(rule["key"], rule["value"]): rule["limit"] for rule in queue["tag_concurrency_limits"]}
+    config = yaml.safe_load(DAGSTER_YAML.read_text())
+    assert config["run_queue"]["dequeue_interval_seconds"] == 1
+    limits = {(rule["key"], rule["value"]): rule["limit"] for rule in config["concurrency"]["runs"]["tag_concurrency_limits"]}
     for stage in ("generator", "kpis", "archive", "history"):
         assert limits[("scbda/stage", stage)] == 1, stage  # KPI runs never overlap
+
+
+def test_embedded_instance_queues_archive_pool_runs_one_at_a_time_with_run_monitoring(tmp_path):
+    """The embedded instance file as a real DagsterInstance: pool `archive` limited to 1 run (run granularity: a UI
+    materialization waits behind the sensor's run), the stage tag limits, run monitoring on."""
+    from dagster import DagsterInstance
+
+    from scbda_assets.archive.assets import ARCHIVE_POOL
+    from scbda_assets.archive.definitions import defs
+
+    shutil.copyfile(EMBEDDED_INSTANCE, tmp_path / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        settings = instance.get_concurrency_config()
+        assert settings.pool_config.default_pool_limit == 1
+        assert settings.pool_config.pool_granularity.value == "run"
+        limits = {(r["key"], r.get("value")): r["limit"] for r in settings.run_queue_config.tag_concurrency_limits}
+        assert limits[("scbda/stage", "archive")] == 1
+        assert settings.run_queue_config.max_concurrent_runs == 6
+        assert instance.run_monitoring_enabled and instance.run_monitoring_start_timeout_seconds == 120
+    assert all(asset.op.pool == ARCHIVE_POOL for asset in defs.assets)
 
 
 # ------------------------------------------------------------------ workspace

@@ -1,0 +1,70 @@
+"""The manifest catalog: one small summary per batch in the MongoDB collection ``archive_catalog``, so status,
+verification and history read the batches they need without listing and reading every manifest file on every run.
+
+The manifest files stay the source of truth: the catalog is updated whenever a manifest version is published, and
+rebuilt from a full listing when it has never been synced with this archive root (a new database, an archive root
+from before the catalog existed). A summary is ~400 bytes: a few hundred KB after thousands of batches, nothing next
+to the size archival measures.
+"""
+
+from __future__ import annotations
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from scbda_assets.archive import manifest as mf
+from scbda_assets.archive import manifest_store
+from scbda_assets.archive.storage import ArchiveStore
+
+CATALOG_COLLECTION = "archive_catalog"
+_SYNCED = "_synced"
+
+
+def summary(manifest: dict) -> dict:
+    timings = manifest.get("timings_s", {}) or {}
+    return {
+        "_id": manifest["batch_id"],
+        "status": manifest["status"],
+        "created_at": manifest["created_at"],
+        "start": manifest.get("start"),
+        "cutoff": manifest["cutoff"],
+        "duration_s": round(sum(timings.values()), 3),
+        "collections": {
+            name: {key: entry.get(key) for key in ("record_count", "malformed_count", "bytes_written",
+                                                  "source_bytes", "deleted_count", "min_event_ts", "max_event_ts")}
+            for name, entry in manifest["collections"].items() if entry
+        },
+    }
+
+
+def record(db: Database, store: ArchiveStore, manifest: dict) -> None:
+    db[CATALOG_COLLECTION].replace_one({"_id": manifest["batch_id"]}, {**summary(manifest), "root": store.root_uri},
+                                       upsert=True)
+
+
+def forget(db: Database, batch_id: str) -> None:
+    db[CATALOG_COLLECTION].delete_one({"_id": batch_id})
+
+
+def batches(db: Database, store: ArchiveStore, *, status: str | None = None, limit: int = 0) -> list[dict]:
+    """Batch summaries of this archive root, newest first (synced from the manifest files once if needed)."""
+    collection = db[CATALOG_COLLECTION]
+    marker = f"{_SYNCED}:{store.root_uri}"
+    if collection.find_one({"_id": marker}) is None:
+        for manifest in manifest_store.list_manifests(store):
+            record(db, store, manifest)
+        collection.replace_one({"_id": marker}, {"_id": marker, "root": "-"}, upsert=True)
+    query = {"root": store.root_uri, **({"status": status} if status else {})}
+    return list(collection.find(query).sort("created_at", DESCENDING).limit(limit))
+
+
+def complete_batch_ids(db: Database, store: ArchiveStore, collection_name: str, limit: int) -> list[str]:
+    """The newest ``limit`` complete batches holding ``collection_name``, oldest first."""
+    found = [b["_id"] for b in batches(db, store, status=mf.COMPLETE) if collection_name in b["collections"]]
+    return list(reversed(found[:limit]))
+
+
+def newest_cutoff(db: Database, store: ArchiveStore):
+    """The newest cutoff of any batch (what history's hand-over needs), without listing the manifests."""
+    cutoffs = [mf.parse_iso(b["cutoff"]) for b in batches(db, store)]
+    return max(cutoffs, default=None)
