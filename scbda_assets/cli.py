@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import shlex
 import sys
 
 import click
@@ -87,23 +88,34 @@ def services() -> None:
 
 
 @services.command("up")
+@click.option("--cluster", is_flag=True,
+              help="Scale-out on this machine: Spark standalone master + 2 workers behind the Connect server, "
+                   "and a 3-member MongoDB replica set.")
 @_one_line_errors
-def services_up_command() -> None:
+def services_up_command(cluster) -> None:
     """Start (or reuse) the embedded services; print shell-evaluable KEY=VALUE connection settings."""
-    from scbda_assets.services import services_up
+    if cluster:
+        from scbda_assets.services.cluster import cluster_up
 
-    endpoints, _ = services_up(_settings())
+        endpoints, _ = cluster_up(_settings())
+    else:
+        from scbda_assets.services import services_up
+
+        endpoints, _ = services_up(_settings())
     for key, value in endpoints.items():
-        click.echo(f"{key}={value}")
+        # Quoted for the shell where needed: a replica set's URI has '&' in it (`eval "$(scbda services up)"`).
+        click.echo(f"{key}={shlex.quote(value)}")
 
 
 @services.command("down")
 @_one_line_errors
 def services_down_command() -> None:
-    """Stop the embedded services started under $SCBDA_HOME."""
+    """Stop the embedded services (and the scale-out cluster) started under $SCBDA_HOME, by PID."""
     from scbda_assets.services import services_down
+    from scbda_assets.services.cluster import cluster_down
 
-    stopped = services_down(_settings())
+    settings = _settings()
+    stopped = cluster_down(settings) + services_down(settings)
     click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
@@ -126,6 +138,10 @@ def services_status_command() -> None:
         running = embedded[env].status()
         state = f"running pid={running.pid} {running.url}" if running else "stopped"
         click.echo(f"{embedded[env].name}: {state}")
+    from scbda_assets.services.cluster import cluster_status
+
+    for line in cluster_status(settings):
+        click.echo(line)
 
 
 @main.command()
