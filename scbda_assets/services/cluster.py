@@ -290,7 +290,15 @@ class Cluster:
         return started
 
     def down(self) -> list[str]:
-        return [service.name for service in reversed(self.services()) if service.stop()]
+        """Spark first (the driver releases its executors), then the stores; each group stopped in parallel."""
+        spark = [self.connect, *self.workers, self.master]
+        stores = [*self.members, *([self.redis] if self.redis else [])]
+        stopped = []
+        for group in (spark, stores):
+            with concurrent.futures.ThreadPoolExecutor(len(group)) as pool:
+                results = list(pool.map(lambda service: service.stop(), group))
+            stopped += [service.name for service, was_running in zip(group, results) if was_running]
+        return stopped
 
 
 def cluster_up(settings: Settings, test_commands: bool = False) -> tuple[dict[str, str], list[EmbeddedService]]:
