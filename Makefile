@@ -34,8 +34,15 @@ compose-check:
 	  || echo "docker-compose could not be installed: the compose validation test will be skipped"; }
 
 ## make run: embedded services + dagster dev (+ dashboard); Ctrl-C stops everything it started.
+## make run CLUSTER=1: the same on a Spark standalone cluster + MongoDB replica set (`scbda services up --cluster`;
+## `make services-down` stops the cluster).
+CLUSTER ?=
 run: install
+ifeq ($(CLUSTER),1)
+	set -a && eval "$$($(BIN)/scbda services up --cluster)" && set +a && $(BIN)/scbda run
+else
 	$(BIN)/scbda run
+endif
 
 ## make test: the whole pytest suite against real mongod, redis-server and Spark.
 test: install browser compose-check
