@@ -208,3 +208,24 @@ def _kpi_payloads(live, database: str, as_of: dt.datetime) -> dict[str, list]:
     client.close()
     assert len(payloads) == 5 and all(payloads.values()), payloads
     return payloads
+
+
+def test_cli_up_reuses_the_cluster_and_status_shows_workers_and_members(live_cluster):
+    """`scbda services up --cluster` on a running cluster starts nothing and prints shell-evaluable settings;
+    `status` shows the master's live workers and the replica set's members."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}
+    env.update(SCBDA_HOME=str(live_cluster.settings.home), SCBDA_REDIS_URL=live_cluster.endpoints["SCBDA_REDIS_URL"])
+    up = subprocess.run(SCBDA + ["services", "up", "--cluster"], env=env, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    evaluated = subprocess.run(["bash", "-c", f"set -a; {up.stdout}\nenv"], capture_output=True, text=True, env={})
+    exported = dict(line.split("=", 1) for line in evaluated.stdout.splitlines() if line.startswith("SCBDA_"))
+    assert exported["SCBDA_MONGO_URI"] == live_cluster.endpoints["SCBDA_MONGO_URI"]
+    assert "w=majority" in exported["SCBDA_MONGO_URI"] and "replicaSet=scbda-rs" in exported["SCBDA_MONGO_URI"]
+    assert exported["SCBDA_SPARK_REMOTE"] == live_cluster.endpoints["SCBDA_SPARK_REMOTE"]
+    status = subprocess.run(SCBDA + ["services", "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert sum(1 for line in lines if line.strip().startswith("worker ") and " ALIVE " in line) == WORKERS
+    members = [line.split()[2] for line in lines if line.strip().startswith("mongo ")]
+    assert sorted(members) == ["PRIMARY", "SECONDARY", "SECONDARY"]
+    assert all("running pid=" in line for line in lines if line.startswith("cluster-"))
