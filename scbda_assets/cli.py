@@ -13,8 +13,9 @@ import shlex
 import sys
 
 import click
+import pymongo
 
-from scbda_assets.resources import ServiceUnavailable
+from scbda_assets.resources import ServiceUnavailable, first_line
 from scbda_assets.services.process import ServiceError
 from scbda_assets.settings import ConfigError, Settings
 
@@ -36,6 +37,10 @@ def _one_line_errors(func):
             _fail(str(exc), EXIT_CONFIG)
         except (ServiceError, ServiceUnavailable) as exc:
             _fail(str(exc), EXIT_SERVICE)
+        except pymongo.errors.ConnectionFailure as exc:
+            # A primary that steps down or a lost connection mid-command (a replica set's election): one line; the
+            # command converges when run again (SPEC §4, §8).
+            _fail(f"MongoDB unavailable: {first_line(exc)}; run the command again", EXIT_SERVICE)
 
     return wrapper
 
@@ -103,8 +108,13 @@ def services_up_command(cluster) -> None:
 
         endpoints, _ = services_up(_settings())
     for key, value in endpoints.items():
-        # Quoted for the shell where needed: a replica set's URI has '&' in it (`eval "$(scbda services up)"`).
-        click.echo(f"{key}={shlex.quote(value)}")
+        click.echo(f"{key}={_shell_value(value)}")
+
+
+def _shell_value(value: str) -> str:
+    """Quoted only where the shell would split or run it: a replica set's URI has '&' (`eval "$(scbda services up)"`);
+    plain URIs stay as they are (an assignment's value is never glob-expanded)."""
+    return shlex.quote(value) if any(char in value for char in " \t\n&;|<>()$`\\\"'#") else value
 
 
 @services.command("down")

@@ -402,9 +402,9 @@ def replica_set_members(ports: ClusterPorts) -> list[dict]:
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never goes through a proxy
 
 
-def _get_json(url: str) -> dict | list | None:
+def _get_json(url: str, timeout: float = 5.0) -> dict | list | None:
     try:
-        with _LOCAL.open(url, timeout=5) as response:
+        with _LOCAL.open(url, timeout=timeout) as response:
             return json.loads(response.read())
     except (OSError, ValueError):
         return None
@@ -422,10 +422,14 @@ def worker_json(ports: ClusterPorts, index: int) -> dict | None:
 
 def driver_executors(ports: ClusterPorts) -> list[dict]:
     """The Connect server's executors, dead ones included, with how many tasks each ran (driver REST API)."""
-    apps = _get_json(f"http://127.0.0.1:{ports.driver_ui}/api/v1/applications") or []
-    if not apps:
-        return []
-    return _get_json(f"http://127.0.0.1:{ports.driver_ui}/api/v1/applications/{apps[0]['id']}/allexecutors") or []
+    base = f"http://127.0.0.1:{ports.driver_ui}/api/v1/applications"
+    for _ in range(3):  # a busy driver answers its UI late
+        apps = _get_json(base, timeout=20) or []
+        executors = _get_json(f"{base}/{apps[0]['id']}/allexecutors", timeout=20) if apps else None
+        if executors:
+            return executors
+        time.sleep(1)
+    return []
 
 
 def _wait(condition, timeout: float, failure: str) -> None:
