@@ -40,7 +40,8 @@ def _one_line_errors(func):
         except pymongo.errors.ConnectionFailure as exc:
             # A primary that steps down or a lost connection mid-command (a replica set's election): one line; the
             # command converges when run again (SPEC §4, §8).
-            _fail(f"MongoDB unavailable: {first_line(exc)}; run the command again", EXIT_SERVICE)
+            cause = first_line(exc).split(", full error:")[0]  # not the server's whole reply document
+            _fail(f"MongoDB unavailable: {cause}; run the command again", EXIT_SERVICE)
 
     return wrapper
 
