@@ -36,8 +36,15 @@ compose-check:
 	@$(call APT_INSTALL,docker-compose,the compose validation tests will skip)
 
 ## make run: embedded services + dagster dev (+ dashboard); Ctrl-C stops everything it started.
+## make run CLUSTER=1: the same on a Spark standalone cluster + MongoDB replica set (`scbda services up --cluster`;
+## `make services-down` stops the cluster).
+CLUSTER ?=
 run: install
+ifeq ($(CLUSTER),1)
+	set -a && eval "$$($(BIN)/scbda services up --cluster)" && set +a && $(BIN)/scbda run
+else
 	$(BIN)/scbda run
+endif
 
 ## make test: the whole pytest suite against real mongod, redis-server and Spark.
 test: install browser compose-check

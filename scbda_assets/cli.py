@@ -9,11 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import shlex
 import sys
 
 import click
+import pymongo
 
-from scbda_assets.resources import ServiceUnavailable
+from scbda_assets.resources import ServiceUnavailable, first_line
 from scbda_assets.services.process import ServiceError
 from scbda_assets.settings import ConfigError, Settings
 
@@ -36,6 +38,11 @@ def _one_line_errors(func):
             _fail(str(exc), EXIT_CONFIG)
         except (ServiceError, ServiceUnavailable) as exc:
             _fail(str(exc), EXIT_SERVICE)
+        except pymongo.errors.ConnectionFailure as exc:
+            # A primary that steps down or a lost connection mid-command (a replica set's election): one line; the
+            # command converges when run again (SPEC §4, §8).
+            cause = first_line(exc).split(", full error:")[0]  # not the server's whole reply document
+            _fail(f"MongoDB unavailable: {cause}; run the command again", EXIT_SERVICE)
 
     return wrapper
 
@@ -88,23 +95,39 @@ def services() -> None:
 
 
 @services.command("up")
+@click.option("--cluster", is_flag=True,
+              help="Scale-out on this machine: Spark standalone master + 2 workers behind the Connect server, "
+                   "and a 3-member MongoDB replica set.")
 @_one_line_errors
-def services_up_command() -> None:
+def services_up_command(cluster) -> None:
     """Start (or reuse) the embedded services; print shell-evaluable KEY=VALUE connection settings."""
-    from scbda_assets.services import services_up
+    if cluster:
+        from scbda_assets.services.cluster import cluster_up
 
-    endpoints, _ = services_up(_settings())
+        endpoints, _ = cluster_up(_settings())
+    else:
+        from scbda_assets.services import services_up
+
+        endpoints, _ = services_up(_settings())
     for key, value in endpoints.items():
-        click.echo(f"{key}={value}")
+        click.echo(f"{key}={_shell_value(value)}")
+
+
+def _shell_value(value: str) -> str:
+    """Quoted only where the shell would split or run it: a replica set's URI has '&' (`eval "$(scbda services up)"`);
+    plain URIs stay as they are (an assignment's value is never glob-expanded)."""
+    return shlex.quote(value) if any(char in value for char in " \t\n&;|<>()$`\\\"'#") else value
 
 
 @services.command("down")
 @_one_line_errors
 def services_down_command() -> None:
-    """Stop the embedded services started under $SCBDA_HOME."""
+    """Stop the embedded services (and the scale-out cluster) started under $SCBDA_HOME, by PID."""
     from scbda_assets.services import services_down
+    from scbda_assets.services.cluster import cluster_down
 
-    stopped = services_down(_settings())
+    settings = _settings()
+    stopped = cluster_down(settings) + services_down(settings)
     click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
@@ -127,6 +150,10 @@ def services_status_command() -> None:
         running = embedded[env].status()
         state = f"running pid={running.pid} {running.url}" if running else "stopped"
         click.echo(f"{embedded[env].name}: {state}")
+    from scbda_assets.services.cluster import cluster_status
+
+    for line in cluster_status(settings):
+        click.echo(line)
 
 
 @main.command()

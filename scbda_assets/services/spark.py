@@ -58,6 +58,8 @@ class EmbeddedSpark(EmbeddedService):
     port_setting = "SCBDA_SPARK_PORT"
     uri_setting = "SCBDA_SPARK_REMOTE"
     start_timeout = 120.0
+    # What the Connect server runs its executors on; the cluster mode (services/cluster.py) points it at a master.
+    master = "local[2]"
 
     @property
     def port(self) -> int:
@@ -68,6 +70,9 @@ class EmbeddedSpark(EmbeddedService):
 
     def marker(self) -> str:
         return f"spark.connect.grpc.binding.port={self.port}"
+
+    def extra_conf(self) -> dict[str, str]:
+        return {}
 
     def launch(self) -> int:
         pid_file = self.dir / f"spark-{IDENT}-{SERVER_CLASS}-1.pid"
@@ -81,8 +86,9 @@ class EmbeddedSpark(EmbeddedService):
             "spark.connect.session.manager.defaultSessionTimeout": "5min",
             "spark.local.dir": str(self.dir / "tmp"),
             "spark.sql.warehouse.dir": str(self.dir / "warehouse"),
+            **self.extra_conf(),
         }
-        argv = [str(spark_home() / "sbin" / "start-connect-server.sh"), "--master", "local[2]", "--driver-memory", "1g"]
+        argv = [str(spark_home() / "sbin" / "start-connect-server.sh"), "--master", self.master, "--driver-memory", "1g"]
         for key, value in conf.items():
             argv += ["--conf", f"{key}={value}"]
         with open(self.log_file, "ab") as log:

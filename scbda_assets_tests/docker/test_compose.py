@@ -22,7 +22,7 @@ from scbda_assets_tests.docker.compose_model import (
 )
 
 EXPECTED_SERVICES = {
-    "mongodb", "redis", "postgres",
+    "mongodb", "mongodb-2", "mongodb-3", "mongo-rs-init", "redis", "postgres",
     "namenode", "datanode", "hdfs-init",
     "spark-master", "spark-worker", "spark-connect",
     "dagster-code-server", "dagster-webserver", "dagster-daemon",
@@ -60,7 +60,8 @@ def test_dagster_service_settings_parse_to_the_stack_endpoints(services, env_exa
     settings = Settings.from_env(environment(services[name]))
     assert settings.mongo_uri == (
         f"mongodb://{env_example['MONGO_APP_USER']}:{env_example['MONGO_APP_PASSWORD']}"
-        "@mongodb:27017/?authSource=admin"
+        "@mongodb:27017,mongodb-2:27017,mongodb-3:27017/?authSource=admin&replicaSet=scbda-rs&w=majority"
+        "&wtimeoutMS=30000&retryWrites=true&retryReads=true&readConcernLevel=majority"
     )
     assert settings.redis_url == f"redis://:{env_example['REDIS_PASSWORD']}@redis:6379/0"
     assert settings.spark_remote == "sc://spark-connect:15002"
@@ -224,7 +225,9 @@ def test_no_service_uses_host_networking(services):
 
 def test_every_long_running_service_has_a_healthcheck(services):
     long_running = [name for name, service in services.items() if not is_one_shot(service)]
-    assert len(long_running) == len(EXPECTED_SERVICES) - 1  # hdfs-init is the one one-shot
+    one_shots = {name for name, service in services.items() if is_one_shot(service)}
+    assert one_shots == {"hdfs-init", "mongo-rs-init"}
+    assert len(long_running) == len(EXPECTED_SERVICES) - len(one_shots)
     for name in long_running:
         check = services[name].get("healthcheck") or {}
         assert not check.get("disable"), name
@@ -269,6 +272,7 @@ def test_code_server_waits_for_every_backend_to_be_ready(services):
     for store in ("mongodb", "redis", "postgres", "spark-connect"):
         assert deps.get(store) == "service_healthy", store
     assert deps.get("hdfs-init") == "service_completed_successfully"
+    assert deps.get("mongo-rs-init") == "service_completed_successfully"
 
 
 def test_exactly_one_dagster_daemon(services):
@@ -317,9 +321,45 @@ def test_jvm_heaps_fit_inside_their_containers(services):
     assert 512 * 1024**2 <= driver < limit("spark-connect")  # Spark refuses a driver below ~450 MB
     executor = memory_bytes(_spark_defaults()["spark.executor.memory"])
     assert executor <= memory_bytes(worker["SPARK_WORKER_MEMORY"])
-    mongo = command_strings(services["mongodb"])
-    cache = float(mongo[mongo.index("--wiredTigerCacheSizeGB") + 1]) * 1024**3
-    assert cache < limit("mongodb")
+    for member in MONGO_MEMBERS:
+        command = command_text(services[member]).split()
+        cache = float(command[command.index("--wiredTigerCacheSizeGB") + 1]) * 1024**3
+        assert cache < limit(member), member
+
+
+# ------------------------------------------------------------------ MongoDB replica set
+
+MONGO_MEMBERS = ("mongodb", "mongodb-2", "mongodb-3")
+
+
+def test_mongodb_runs_as_a_three_member_replica_set_with_key_file_auth(services):
+    for member in MONGO_MEMBERS:
+        command = command_text(services[member])
+        assert "--replSet scbda-rs" in command and "--keyFile /tmp/replica.key" in command, member
+        assert services[member]["image"] == services["mongodb"]["image"]
+        assert "MONGO_REPLICA_KEY" in environment(services[member])
+    volumes = [services[member]["volumes"][0].split(":")[0] for member in MONGO_MEMBERS]
+    assert len(set(volumes)) == 3  # each member its own data
+
+
+def test_the_stack_initiates_the_replica_set_it_connects_to(services, env_example):
+    init = services["mongo-rs-init"]
+    assert all(_dependencies(init).get(m) == "service_healthy" for m in MONGO_MEMBERS)
+    script = (compose_model.DOCKER_DIR / "mongo-replica" / "initiate-replica-set.js").read_text()
+    assert "replSetInitiate" in script and '_id: "scbda-rs"' in script
+    hosts = re.findall(r'host: "([\w-]+:\d+)"', script)
+    settings = Settings.from_env(environment(services["dagster-code-server"]))
+    uri_hosts = settings.mongo_uri.split("@", 1)[1].split("/", 1)[0].split(",")
+    assert sorted(hosts) == sorted(uri_hosts) == sorted(f"{m}:27017" for m in MONGO_MEMBERS)
+    for option in ("replicaSet=scbda-rs", "w=majority", "retryWrites=true", "readConcernLevel=majority"):
+        assert option in settings.mongo_uri, option
+
+
+def test_spark_connect_is_the_driver_of_the_spark_master(services):
+    command = command_strings(services["spark-connect"])
+    assert command[command.index("--master") + 1] == "spark://spark-master:7077"
+    worker = command_strings(services["spark-worker"])
+    assert "spark://spark-master:7077" in worker
 
 
 def _spark_defaults() -> dict[str, str]:
