@@ -188,7 +188,7 @@ def cards(snapshot: data.Snapshot, filters: data.Filters) -> None:
     versus = f"change vs the run {period} earlier" if period else "no change shown under a filter (history is whole-chain)"
     columns = st.columns(5)
     with columns[0]:
-        st.metric("Total on-hand units", fmt.compact_units(h.total_on_hand), border=True,
+        st.metric("On-hand units", fmt.compact_units(h.total_on_hand), border=True,
                   delta=_change(h.total_on_hand, before["total_on_hand"], "amount"), delta_color="off",
                   help=f"{fmt.units(h.total_on_hand)} units: latest snapshot of every SKU × DC in the window; "
                        f"{versus}")
@@ -201,26 +201,27 @@ def cards(snapshot: data.Snapshot, filters: data.Filters) -> None:
                   help=f"SKU × DC pairs with under 7 days of cover (critical: under 2 days); {versus}")
         st.caption(f"{fmt.units(critical)} critical")
     with columns[2]:
-        st.metric("Supplier lead time", fmt.days(h.avg_lead_time_days), border=True,
+        st.metric("Lead time", fmt.days(h.avg_lead_time_days), border=True,
                   delta=_change(h.avg_lead_time_days, before["avg_lead_time_days"], "days"), delta_color="inverse",
-                  help="Actual lead time of shipments received in the supplier history window; change vs 24 h "
-                       "earlier; on-time = arrived by the expected date")
+                  help="Average actual supplier lead time of shipments received in the history window; change vs "
+                       "24 h earlier; on-time = arrived by the expected date")
         change = _change(h.on_time_rate, before["on_time_rate"], "rate")
         st.caption(f"on-time {fmt.percent(h.on_time_rate)}" + (f" ({change})" if change else "")
                    + f" · planned {fmt.days(h.avg_planned_lead_time_days)}")
     with columns[3]:
         over = None if dcs is None else int((dcs["utilization"] > data.UTILIZATION_HIGH).sum())
-        st.metric("Average DC utilization", fmt.percent(h.avg_utilization), border=True,
+        st.metric("DC utilization", fmt.percent(h.avg_utilization), border=True,
                   delta=_change(h.avg_utilization, before["avg_utilization"], "rate"), delta_color="inverse",
-                  help=f"Mean of the DCs' volume / capacity; {versus}")
+                  help=f"Average DC utilization: mean of the DCs' volume / capacity; {versus}")
         st.caption(f"{fmt.units(over)} DC over 85 %")
     with columns[4]:
-        st.metric(f"Revenue{window}", fmt.pkr(h.revenue), border=True,
+        st.metric("Revenue (PKR)", fmt.compact_units(h.revenue), border=True,
                   delta=_change(h.revenue, before["revenue"], "amount"),
-                  help=f"Value of fulfilled units in the KPI window; fill rate = units fulfilled / requested; "
+                  help=f"{fmt.pkr(h.revenue)}: value of fulfilled units in the KPI window{window}; fill rate = units fulfilled / requested; "
                        f"{versus}")
         change = _change(h.fill_rate, before["fill_rate"], "rate")
-        st.caption(f"fill rate {fmt.percent(h.fill_rate)}" + (f" ({change})" if change else ""))
+        st.caption(f"fill rate {fmt.percent(h.fill_rate)}" + (f" ({change})" if change else "")
+                   + (f" · {h.window_minutes:.0f}-min window" if h.window_minutes else ""))
 
 
 def _section(snapshot: data.Snapshot, name: str, filters: data.Filters):
@@ -308,13 +309,14 @@ def body(snapshot: data.Snapshot, filters: data.Filters) -> None:
         st.subheader("DC utilization and inbound")
         if (frame := _section(snapshot, "dc_utilization", filters)) is not None:
             _chart(charts.dc_utilization(frame), key=DC_PICK_KEYS[0])
-            dc_section(frame)
     with right:
         st.subheader("Distribution centres")
         if (frame := _section(snapshot, "dc_utilization", filters)) is not None:
             _chart(charts.dc_map(frame.dropna(subset=["latitude", "longitude"])), key=DC_PICK_KEYS[1])
             st.caption("Offline map (approximate outline); circle size = capacity, colour = utilization status. "
                        "Click a DC to filter the page.")
+    if (frame := data.rows(snapshot, "dc_utilization", filters)) is not None and not frame.empty:
+        dc_section(frame)
 
     st.subheader("Stockout risk")
     if (frame := _section(snapshot, "stockout_risk", filters)) is not None:

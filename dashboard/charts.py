@@ -10,6 +10,7 @@ from dashboard.data import UTILIZATION_CRITICAL, UTILIZATION_HIGH
 from dashboard.geography import outline_geojson
 
 STATUS_COLORS = alt.Scale(domain=["ok", "high", "critical"], range=["#2e7d32", "#f9a825", "#c62828"])
+LABEL_LEFT = ("DC-FSD",)
 SEVERITY_COLORS = {"critical": "#ffcdd2", "warning": "#ffe0b2", "ok": "#c8e6c9"}
 # SI prefixes, but billions as "B" (Vega's "~s" says "G")
 PKR_AXIS = alt.Axis(labelExpr="replace(format(datum.value, '~s'), 'G', 'B')")
@@ -102,9 +103,13 @@ def dc_map(frame: pd.DataFrame) -> alt.LayerChart:
         tooltip=[alt.Tooltip("dc_name:N", title="DC"), alt.Tooltip("city:N"), alt.Tooltip("region_id:N"),
                  alt.Tooltip("utilization:Q", format=".1%"), alt.Tooltip("capacity_m3:Q", format=",.0f")],
     ).add_params(pick)
-    labels = alt.Chart(frame).mark_text(align="left", dx=12, fontSize=12).encode(
+    # Lahore and Faisalabad are 130 km apart: Faisalabad's label goes to the left so they do not overlap
+    left = frame["dc_id"].isin(LABEL_LEFT)
+    labels_right = alt.Chart(frame[~left]).mark_text(align="left", dx=12, fontSize=12).encode(
         longitude="longitude:Q", latitude="latitude:Q", text="city:N")
-    return alt.layer(outline, points, labels).project(type="mercator").properties(height=420)
+    labels_left = alt.Chart(frame[left]).mark_text(align="right", dx=-12, fontSize=12).encode(
+        longitude="longitude:Q", latitude="latitude:Q", text="city:N")
+    return alt.layer(outline, points, labels_right, labels_left).project(type="mercator").properties(height=420)
 
 
 def regional_revenue(frame: pd.DataFrame) -> alt.Chart:

@@ -75,26 +75,26 @@ def test_cards_show_the_snapshot_in_pkr_with_the_change_against_the_previous_per
     shown = cards(at)
     regions = payloads["regional_fulfillment"]["rows"]
     total = sum(r["on_hand_qty"] for r in payloads["inventory_level"]["rows"])
-    assert shown["Total on-hand units"][0] == fmt.compact_units(total)
+    assert shown["On-hand units"][0] == fmt.compact_units(total)
     assert shown["Stockout alerts"][0] == str(payloads["stockout_risk"]["alert_count"])
-    assert shown["Average DC utilization"][0] == "73.6 %"
+    assert shown["DC utilization"][0] == "73.6 %"
     revenue = sum(r["revenue"] for r in regions)
     fill_rate = sum(r["units_fulfilled"] for r in regions) / sum(r["units_requested"] for r in regions)
-    assert shown["Revenue (15 min)"][0] == fmt.pkr(revenue) and shown["Revenue (15 min)"][0].startswith("PKR ")
+    assert shown["Revenue (PKR)"][0] == fmt.compact_units(revenue)
     received = [r for r in payloads["supplier_performance"]["rows"] if r["shipments_received"]]
     lead = sum(r["avg_actual_lead_time_days"] * r["shipments_received"] for r in received) / sum(
         r["shipments_received"] for r in received)
-    assert shown["Supplier lead time"][0] == fmt.days(lead)
+    assert shown["Lead time"][0] == fmt.days(lead)
     captions = [c.value for c in at.caption]
     assert "2 DC over 85 %" in captions
-    assert any(c.startswith(f"fill rate {fmt.percent(fill_rate)} (") for c in captions)
+    assert any(c.startswith(f"fill rate {fmt.percent(fill_rate)} (") and c.endswith("15-min window") for c in captions)
     # Change against the run one window (15 min) earlier, from kpi:history.
     history = pd.DataFrame([{k.decode(): v.decode() for k, v in fields.items()}
                             for _, fields in redis_client.xrange(settings.redis_key("kpi:history"))])
     as_of = dt.datetime.fromisoformat(payloads["regional_fulfillment"]["as_of"])
     history["gap"] = (pd.to_datetime(history["as_of"]) - (as_of - dt.timedelta(minutes=15))).abs()
     before = history.sort_values("gap").iloc[0]
-    assert shown["Total on-hand units"][1] == f"{(total - float(before['total_on_hand'])) / float(before['total_on_hand']) * 100:+.1f} %"
+    assert shown["On-hand units"][1] == f"{(total - float(before['total_on_hand'])) / float(before['total_on_hand']) * 100:+.1f} %"
     assert shown["Stockout alerts"][1] == f"{payloads['stockout_risk']['alert_count'] - int(before['stockout_alerts']):+,}"
     assert not any("$" in text for text in texts(at) + [v for v, _ in shown.values()])
     assert any(text.startswith("Last updated 5 s ago") or text.startswith("Last updated 6 s ago") for text in texts(at))
@@ -173,7 +173,7 @@ def test_archive_status_is_shown_in_the_footer(redis_client, settings, scbda_env
 def test_filters_reach_every_view_they_apply_to(redis_client, settings, scbda_environ):
     payloads = fill(redis_client, settings)
     at = run_app()
-    unfiltered_supplier = cards(at)["Supplier lead time"]
+    unfiltered_supplier = cards(at)["Lead time"]
 
     at.multiselect(key="filter_region").set_value(["PK-SINDH"])
     run_app(at)
@@ -181,11 +181,11 @@ def test_filters_reach_every_view_they_apply_to(redis_client, settings, scbda_en
     khi_units = sum(r["on_hand_qty"] for r in payloads["inventory_level"]["rows"] if r["dc_id"] == "DC-KHI")
     sindh = next(r for r in payloads["regional_fulfillment"]["rows"] if r["region_id"] == "PK-SINDH")
     shown = cards(at)
-    assert shown["Total on-hand units"][0] == fmt.compact_units(khi_units)
-    assert not shown["Total on-hand units"][1]  # no change under a filter: the history is whole-chain
-    assert shown["Average DC utilization"][0] == "62.0 %"
-    assert shown["Revenue (15 min)"][0] == fmt.pkr(sindh["revenue"])
-    assert shown["Supplier lead time"][0] == unfiltered_supplier[0]  # suppliers have no region
+    assert shown["On-hand units"][0] == fmt.compact_units(khi_units)
+    assert not shown["On-hand units"][1]  # no change under a filter: the history is whole-chain
+    assert shown["DC utilization"][0] == "62.0 %"
+    assert shown["Revenue (PKR)"][0] == fmt.compact_units(sindh["revenue"])
+    assert shown["Lead time"][0] == unfiltered_supplier[0]  # suppliers have no region
     assert set(table(at, "Severity")["Region"]) == {"PK-SINDH"}
     assert list(table(at, "DC")["DC"]) == ["DC-KHI"]
     assert list(at.multiselect(key="filter_dc").options) == ["DC-KHI · Karachi Central Warehouse"]
@@ -208,9 +208,9 @@ def test_filters_reach_every_view_they_apply_to(redis_client, settings, scbda_en
     stockout = table(at, "Severity")
     assert sorted(stockout["SKU"] + "@" + stockout["DC"]) == sorted(r["sku_id"] + "@" + r["dc_name"] for r in pairs)
     assert cards(at)["Stockout alerts"][0] == str(sum(r["severity"] != "ok" for r in pairs))
-    assert cards(at)["Total on-hand units"][0] == fmt.compact_units(sum(r["on_hand_qty"] for r in pairs))
+    assert cards(at)["On-hand units"][0] == fmt.compact_units(sum(r["on_hand_qty"] for r in pairs))
     assert set(chart_data(at)[2]["category"]) == {"Dairy"}
-    assert cards(at)["Revenue (15 min)"][0] == fmt.pkr(sum(r["revenue"] for r in payloads["regional_fulfillment"]["rows"]))
+    assert cards(at)["Revenue (PKR)"][0] == fmt.compact_units(sum(r["revenue"] for r in payloads["regional_fulfillment"]["rows"]))
 
 
 def test_stale_snapshot_is_flagged(redis_client, settings, scbda_environ):
@@ -244,9 +244,9 @@ def test_one_missing_kpi_shows_no_data_for_that_view_only(redis_client, settings
     redis_client.delete(settings.redis_key("kpi:supplier_performance"))
     at = run_app()
     assert "No data yet for supplier performance." in [i.value for i in at.info]
-    assert cards(at)["Supplier lead time"][0] == "—"
+    assert cards(at)["Lead time"][0] == "—"
     assert "on-time — · planned —" in [c.value for c in at.caption]
-    assert cards(at)["Total on-hand units"][0] != "—"
+    assert cards(at)["On-hand units"][0] != "—"
 
 
 def test_malformed_key_is_reported_without_a_traceback(redis_client, settings, scbda_environ):
@@ -254,7 +254,7 @@ def test_malformed_key_is_reported_without_a_traceback(redis_client, settings, s
     redis_client.set(settings.redis_key("kpi:stockout_risk"), "{broken")
     at = run_app()
     assert any("malformed" in w.value and fmt.escape_markdown("kpi:stockout_risk") in w.value for w in at.warning)
-    assert cards(at)["Stockout alerts"][0] == "—" and cards(at)["Total on-hand units"][0] != "—"
+    assert cards(at)["Stockout alerts"][0] == "—" and cards(at)["On-hand units"][0] != "—"
 
 
 def test_unreachable_redis_is_a_plain_message(scbda_environ, monkeypatch):
@@ -285,7 +285,7 @@ def test_recovers_by_itself_when_redis_comes_back(scbda_environ, monkeypatch, tm
     try:
         fill(redis.Redis.from_url(running.url), settings)
         at = run_app()
-        assert cards(at)["Total on-hand units"][0] != "—"
+        assert cards(at)["On-hand units"][0] != "—"
 
         service.stop()
         run_app(at)
@@ -294,7 +294,7 @@ def test_recovers_by_itself_when_redis_comes_back(scbda_environ, monkeypatch, tm
         running, _ = service.ensure()
         fill(redis.Redis.from_url(running.url), settings)
         run_app(at)
-        assert not at.error and cards(at)["Total on-hand units"][0] != "—"
+        assert not at.error and cards(at)["On-hand units"][0] != "—"
     finally:
         service.stop()
 
@@ -324,7 +324,7 @@ def test_quiet_windows_say_so_instead_of_drawing_empty_charts(redis_client, sett
                                                           "avg_on_time_rate": ""})
     at = run_app()
     assert "No shipments created or received in the supplier window yet." in [i.value for i in at.info]
-    assert cards(at)["Supplier lead time"][0] == "—"
+    assert cards(at)["Lead time"][0] == "—"
     assert "Supplier on-time rate: no values yet" in [c.value for c in at.caption]
     assert len(at.get("vega_lite_chart")) == 6  # 5 views (no supplier chart) + the one trend with values
     assert set(table(at, "Supplier")["Note"]) == {"no receipt yet: lead time ~2 d", "no receipt yet: lead time ~4 d",
