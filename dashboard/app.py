@@ -23,6 +23,7 @@ import pyarrow  # noqa: E402
 
 pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 
+import pandas as pd  # noqa: E402
 import redis  # noqa: E402
 import streamlit as st  # noqa: E402
 
@@ -251,55 +252,70 @@ def _download(frame, name: str) -> None:
 
 def _utc(text: str) -> str:
     moment = data.parse_time(text) if text else None
-    return "" if moment is None else f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M}"
+    return fmt.MISSING if moment is None else f"{moment.astimezone(dt.UTC):%b %d %H:%M}"
+
+
+def _shown(frame, formats: dict):
+    """Display copy of a table: numbers formatted as text ("—" when missing; Streamlit would print "None")."""
+    out = frame.copy()
+    for column, formatter in formats.items():
+        out[column] = out[column].map(formatter)
+    return out
 
 
 def stockout_section(frame) -> None:
     ordered = data.stockout_table(frame)
-    table = ordered[["severity", "sku_id", "product_name", "dc_name", "region_id", "on_hand_qty", "on_order_qty",
-                     "demand_per_day", "days_to_stockout", "next_receipt_ts", "stockout_probability"]].copy()
-    table["next_receipt_ts"] = table["next_receipt_ts"].map(_utc)
-    table.columns = ["Severity", "SKU", "Product", "DC", "Region", "On hand", "On order", "Demand / day",
-                     "Days of cover", "Next receipt (UTC)", "P(stockout)"]
+    table = _shown(ordered[["severity", "product_name", "dc_name", "on_hand_qty", "on_order_qty",
+                            "demand_per_day", "days_to_stockout", "next_receipt_ts", "stockout_probability"]],
+                   {"on_hand_qty": fmt.units, "on_order_qty": fmt.units,
+                    "demand_per_day": lambda v: fmt.units(v) if v is None or v != v or v >= 100 else f"{v:.1f}",
+                    "days_to_stockout": fmt.days, "next_receipt_ts": _utc,
+                    "stockout_probability": lambda v: fmt.percent(v, 0)})
+    table.columns = ["Severity", "Product", "DC", "On hand", "On order", "Demand / d", "Cover",
+                     "Next receipt", "P(stockout)"]
 
     def colour(row):
         background = charts.SEVERITY_COLORS.get(row["Severity"], "")
-        return [f"background-color: {background}" if background and column in ("Severity", "P(stockout)",
-                                                                                 "Days of cover") else ""
+        return [f"background-color: {background}" if background and column in ("Severity", "P(stockout)", "Cover") else ""
                 for column in row.index]
 
-    styled = table.style.apply(colour, axis=1).format(
-        {"On hand": "{:,.0f}", "On order": "{:,.0f}", "Demand / day": "{:,.1f}", "Days of cover": "{:,.1f}",
-         "P(stockout)": "{:.0%}"}, na_rep="—")
-    st.dataframe(styled, hide_index=True, height=320, width="stretch")
-    st.caption("Days of cover = on hand / demand per day (7-day average of requested units). P(stockout) = "
-               "probability that demand until the next receipt (or the SKU's lead time) exceeds the stock.")
+    st.dataframe(table.style.apply(colour, axis=1), hide_index=True, height=320, width="stretch")
+    st.caption("Cover = days of cover = on hand / demand per day (7-day average of requested units). P(stockout) = "
+               "probability that demand until the next receipt (or the SKU's lead time) exceeds the stock. "
+               "Next receipt (UTC): — when nothing is in transit.")
     _download(ordered, "stockout_risk")
 
 
 def dc_section(frame) -> None:
-    table = frame.sort_values("dc_id")[["dc_id", "dc_name", "region_id", "utilization", "projected_utilization",
-                                        "volume_m3", "inbound_m3", "capacity_m3", "status"]].copy()
-    table.columns = ["DC", "Name", "Region", "Utilization", "With inbound", "Volume m³", "Inbound m³",
-                     "Capacity m³", "Status"]
-    st.dataframe(table.style.format({"Utilization": "{:.1%}", "With inbound": "{:.1%}", "Volume m³": "{:,.0f}",
-                                     "Inbound m³": "{:,.0f}", "Capacity m³": "{:,.0f}"}, na_rep="—"),
-                 hide_index=True, width="stretch")
+    table = _shown(frame.sort_values("dc_id")[["dc_id", "dc_name", "status", "utilization",
+                                               "projected_utilization", "volume_m3", "inbound_m3", "capacity_m3",
+                                               ]],
+                   {"utilization": fmt.percent, "projected_utilization": fmt.percent, "volume_m3": fmt.units,
+                    "inbound_m3": fmt.units, "capacity_m3": fmt.units})
+    table.columns = ["DC", "Name", "Status", "Utilization", "With inbound", "Volume m³", "Inbound m³",
+                     "Capacity m³"]
+    st.dataframe(table, hide_index=True, width="stretch")
     _download(frame.drop(columns=["latitude", "longitude"]), "dc_utilization")
 
 
 def supplier_section(frame) -> None:
     card = data.supplier_scorecard(frame)
-    table = card[["supplier_name", "on_time_rate", "shipments_received", "avg_actual_lead_time_days",
-                  "stddev_actual_lead_time_days", "avg_planned_lead_time_days", "stddev_planned_lead_time_days",
-                  "avg_delay_days", "shipments_created", "in_transit", "overdue", "note"]].copy()
-    table.columns = ["Supplier", "On-time", "Received", "Actual lead (d)", "± sd", "Planned lead (d)", "± sd ",
-                     "Avg delay (d)", "Created", "In transit", "Overdue", "Note"]
-    st.dataframe(table.style.format({"On-time": "{:.1%}", "Received": "{:,.0f}", "Actual lead (d)": "{:.2f}",
-                                     "± sd": "{:.2f}", "Planned lead (d)": "{:.2f}", "± sd ": "{:.2f}",
-                                     "Avg delay (d)": "{:.2f}", "Created": "{:,.0f}", "In transit": "{:,.0f}",
-                                     "Overdue": "{:,.0f}"}, na_rep="—"),
-                 hide_index=True, width="stretch")
+
+    def spread(mean, sd) -> str:
+        return fmt.MISSING if mean is None or mean != mean else (
+            f"{mean:.2f} d" if sd is None or sd != sd else f"{mean:.2f} ± {sd:.2f} d")
+
+    table = pd.DataFrame({
+        "Supplier": card["supplier_name"], "Note": card["note"], "On-time": card["on_time_rate"].map(fmt.percent),
+        "Received": card["shipments_received"].map(fmt.units),
+        "Actual lead": [spread(m, d) for m, d in zip(card["avg_actual_lead_time_days"],
+                                                     card["stddev_actual_lead_time_days"])],
+        "Planned lead": [spread(m, d) for m, d in zip(card["avg_planned_lead_time_days"],
+                                                      card["stddev_planned_lead_time_days"])],
+        "Avg delay": card["avg_delay_days"].map(lambda v: fmt.days(v, 2)),
+        "Created": card["shipments_created"].map(fmt.units), "In transit": card["in_transit"].map(fmt.units),
+        "Overdue": card["overdue"].map(fmt.units)})
+    st.dataframe(table, hide_index=True, width="stretch")
     _download(card, "supplier_scorecard")
 
 
@@ -309,6 +325,7 @@ def body(snapshot: data.Snapshot, filters: data.Filters) -> None:
         st.subheader("DC utilization and inbound")
         if (frame := _section(snapshot, "dc_utilization", filters)) is not None:
             _chart(charts.dc_utilization(frame), key=DC_PICK_KEYS[0])
+            st.caption("Dashed lines: high above 85 %, critical at 90 %. Click a DC to filter the page.")
     with right:
         st.subheader("Distribution centres")
         if (frame := _section(snapshot, "dc_utilization", filters)) is not None:
@@ -339,10 +356,9 @@ def body(snapshot: data.Snapshot, filters: data.Filters) -> None:
     days = f" ({payload.history_days:g} days)" if payload is not None and payload.history_days else ""
     st.subheader(f"Supplier scorecard{days}")
     if (frame := _section(snapshot, "supplier_performance", filters)) is not None:
-        left, right = st.columns([3, 2])
+        supplier_section(frame)
+        left, _ = st.columns(2)
         with left:
-            supplier_section(frame)
-        with right:
             if frame[["avg_planned_lead_time_days", "avg_actual_lead_time_days"]].isna().all().all():
                 st.info("No shipments created or received in the supplier window yet.")
             else:
@@ -405,25 +421,20 @@ def archive_footer(snapshot: data.Snapshot) -> None:
     if status.incomplete_batches:
         st.warning("Incomplete archive batch: " + ", ".join(map(fmt.escape_markdown, status.incomplete_batches))
                    + " (recovered by the next archive run).")
-    left, right = st.columns(2)
-    with left:
-        if status.collections.empty:
-            st.caption("Nothing archived yet.")
-        else:
-            table = status.collections.copy()
-            table["bytes"] = table["bytes"].map(fmt.megabytes)
-            table["documents"] = table["documents"].map(fmt.units)
-            table.columns = ["Collection", "Documents", "Size", "Oldest event", "Newest event"]
-            st.dataframe(table, hide_index=True, width="stretch")
-    with right:
-        if status.last_runs.empty:
-            st.caption("No archive run recorded yet.")
-        else:
-            runs = status.last_runs.copy()
-            runs["bytes"] = runs["bytes"].map(fmt.megabytes)
-            runs.columns = ["Started", "Seconds", "Documents", "Size", "MB/s"]
-            st.dataframe(runs.style.format({"Seconds": "{:,.1f}", "Documents": "{:,.0f}", "MB/s": "{:,.1f}"},
-                                           na_rep="—"), hide_index=True, width="stretch")
+    if status.collections.empty:
+        st.caption("Nothing archived yet.")
+    else:
+        table = _shown(status.collections, {"bytes": fmt.megabytes, "documents": fmt.units})
+        table.columns = ["Collection", "Documents", "Size", "Oldest event", "Newest event"]
+        st.dataframe(table, hide_index=True, width="stretch")
+    if status.last_runs.empty:
+        st.caption("No archive run recorded yet.")
+    else:
+        runs = _shown(status.last_runs, {"bytes": fmt.megabytes, "documents": fmt.units,
+                                         "seconds": lambda v: fmt.MISSING if v is None or v != v else f"{v:,.1f}",
+                                         "mb_per_s": lambda v: fmt.MISSING if v is None or v != v else f"{v:,.1f}"})
+        runs.columns = ["Last runs: started", "Seconds", "Documents", "Size", "MB/s"]
+        st.dataframe(runs, hide_index=True, width="stretch")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)

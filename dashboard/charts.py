@@ -72,22 +72,25 @@ def dc_utilization(frame: pd.DataFrame) -> alt.LayerChart:
                alt.Tooltip("volume_m3:Q", format=",.0f", title="Volume m³"),
                alt.Tooltip("inbound_m3:Q", format=",.0f", title="Inbound m³"),
                alt.Tooltip("capacity_m3:Q", format=",.0f", title="Capacity m³"), alt.Tooltip("status:N")]
-    y = alt.Y("dc_name:N", title=None, sort="-x", axis=alt.Axis(labelLimit=220))
+    y = alt.Y("dc_name:N", title=None, axis=alt.Axis(labelLimit=220),
+              sort=alt.EncodingSortField("utilization", op="max", order="descending"))
     inbound = alt.Chart(data).mark_bar(color="#90caf9", opacity=0.8).encode(
         y=y, x=alt.X("utilization:Q"), x2="projected:Q", tooltip=tooltip)
     bars = alt.Chart(data).mark_bar(cursor="pointer").encode(
         y=y,
-        x=alt.X("utilization:Q", title="Utilization (light blue: + inbound in transit)", axis=alt.Axis(format="%"),
+        x=alt.X("utilization:Q", title="Utilization (light blue: + inbound)",
+                axis=alt.Axis(format="%"),
                 scale=alt.Scale(domain=[0, top])),
-        color=alt.Color("status:N", title="Status", scale=STATUS_COLORS),
+        color=alt.Color("status:N", title="Status", scale=STATUS_COLORS, legend=alt.Legend(orient="bottom")),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
         tooltip=tooltip,
     ).add_params(pick)
     labels = [f"high > {UTILIZATION_HIGH:.0%}", f"critical ≥ {UTILIZATION_CRITICAL:.0%}"]
     thresholds = pd.DataFrame({"value": [UTILIZATION_HIGH, UTILIZATION_CRITICAL], "label": labels})
     rules = alt.Chart(thresholds).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
-        x="value:Q", color=alt.Color("label:N", title="Threshold",
-                                     scale=alt.Scale(domain=labels, range=["#f9a825", "#c62828"])))
+        x="value:Q", color=alt.Color("label:N", legend=None,
+                                     scale=alt.Scale(domain=labels, range=["#f9a825", "#c62828"])),
+        tooltip=[alt.Tooltip("label:N", title="Threshold")])
     return alt.layer(inbound, bars, rules).resolve_scale(color="independent").properties(height=260)
 
 

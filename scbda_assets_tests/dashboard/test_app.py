@@ -102,7 +102,7 @@ def test_cards_show_the_snapshot_in_pkr_with_the_change_against_the_previous_per
     assert len(at.get("vega_lite_chart")) == 12  # 6 views + 6 trends (24 h)
     stockout = table(at, "Severity")
     assert len(stockout) == 50 and stockout["Severity"].iloc[0] == "critical"
-    assert {"Days of cover", "Next receipt (UTC)", "P(stockout)", "On order"} <= set(stockout.columns)
+    assert {"Cover", "Next receipt", "P(stockout)", "On order"} <= set(stockout.columns)
 
 
 def test_supplier_scorecard_explains_a_supplier_without_receipts(redis_client, settings, scbda_environ):
@@ -111,12 +111,13 @@ def test_supplier_scorecard_explains_a_supplier_without_receipts(redis_client, s
     card = table(at, "Supplier")
     assert len(card) == 4
     importer = card[card["Supplier"] == "Global Trading Corp"].iloc[0]
-    assert importer["Note"] == "no receipt yet: lead time ~7 d" and pd.isna(importer["On-time"])
+    assert importer["Note"] == "no receipt yet: lead time ~7 d" and importer["On-time"] == "—"
     local = card[card["Supplier"] == "National Foods (Pvt) Ltd"].iloc[0]
     row = next(r for r in payloads["supplier_performance"]["rows"] if r["supplier_id"] == "SUP-LOCAL-001")
-    assert local["Note"] == "" and local["On-time"] == pytest.approx(row["on_time_rate"])
-    assert local["In transit"] == row["in_transit"] and local["Overdue"] == row["overdue"]
-    assert local["± sd"] == pytest.approx(row["stddev_actual_lead_time_days"])
+    assert local["Note"] == "" and local["On-time"] == fmt.percent(row["on_time_rate"])
+    assert local["In transit"] == str(row["in_transit"]) and local["Overdue"] == str(row["overdue"])
+    assert local["Actual lead"] == (f"{row['avg_actual_lead_time_days']:.2f} ± "
+                                    f"{row['stddev_actual_lead_time_days']:.2f} d")
     assert "Supplier scorecard (30 days)" in [h.value for h in at.subheader]
 
 
@@ -166,8 +167,8 @@ def test_archive_status_is_shown_in_the_footer(redis_client, settings, scbda_env
     assert list(collections["Collection"]) == ["orders_fact", "shipments_fact", "inventory_fact"]
     assert list(collections["Documents"]) == ["4,123,456", "1,234", "140,000"]
     assert collections["Size"].iloc[0] == "1,234.6 MB"
-    runs = table(at, "Started")
-    assert list(runs["MB/s"]) == [6.4, 6.4] and len(runs) == 2
+    runs = table(at, "Last runs: started")
+    assert list(runs["MB/s"]) == ["6.4", "6.4"] and list(runs["Size"]) == ["80.0 MB", "80.0 MB"]
 
 
 def test_filters_reach_every_view_they_apply_to(redis_client, settings, scbda_environ):
@@ -186,7 +187,7 @@ def test_filters_reach_every_view_they_apply_to(redis_client, settings, scbda_en
     assert shown["DC utilization"][0] == "62.0 %"
     assert shown["Revenue (PKR)"][0] == fmt.compact_units(sindh["revenue"])
     assert shown["Lead time"][0] == unfiltered_supplier[0]  # suppliers have no region
-    assert set(table(at, "Severity")["Region"]) == {"PK-SINDH"}
+    assert set(table(at, "Severity")["DC"]) == {"Karachi Central Warehouse"}
     assert list(table(at, "DC")["DC"]) == ["DC-KHI"]
     assert list(at.multiselect(key="filter_dc").options) == ["DC-KHI · Karachi Central Warehouse"]
     utilization, dc_map, inventory, revenue, fill_rate, suppliers = chart_data(at)[:6]
@@ -206,7 +207,8 @@ def test_filters_reach_every_view_they_apply_to(redis_client, settings, scbda_en
     pairs = [r for r in payloads["stockout_risk"]["rows"]
              if r["sku_id"] == "SKU-DAIRY-002" and r["dc_id"] in ("DC-LHE", "DC-MUL")]
     stockout = table(at, "Severity")
-    assert sorted(stockout["SKU"] + "@" + stockout["DC"]) == sorted(r["sku_id"] + "@" + r["dc_name"] for r in pairs)
+    assert sorted(stockout["Product"] + "@" + stockout["DC"]) == sorted(r["product_name"] + "@" + r["dc_name"]
+                                                                        for r in pairs)
     assert cards(at)["Stockout alerts"][0] == str(sum(r["severity"] != "ok" for r in pairs))
     assert cards(at)["On-hand units"][0] == fmt.compact_units(sum(r["on_hand_qty"] for r in pairs))
     assert set(chart_data(at)[2]["category"]) == {"Dairy"}
