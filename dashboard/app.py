@@ -379,13 +379,13 @@ def trends(snapshot: data.Snapshot, filters: data.Filters) -> None:
             st.info("No trend history yet (kpi:history fills with one entry per KPI run).")
             return
         st.caption(f"Last {len(history)} KPI runs (up to 24 h), whole chain (filters do not apply), times in UTC.")
-        columns = st.columns(3)
-        for index, field in enumerate(TREND_FIELDS):
-            with columns[index % 3]:
-                if history[field].notna().any():
-                    _chart(charts.kpi_trend(history, field))
-                else:
-                    st.caption(f"{charts.HISTORY_TITLES[field][0]}: no values yet")
+        drawn = [field for field in TREND_FIELDS if history[field].notna().any()]
+        for field in TREND_FIELDS:
+            if field not in drawn:
+                st.caption(f"{charts.HISTORY_TITLES[field][0]}: no values yet")
+        if drawn:
+            _chart(charts.small_multiples([charts.kpi_trend(history, field).properties(width=210)
+                                           for field in drawn]))
         return
     if snapshot.daily is None:
         st.info("No daily history yet (history:daily is written by the history job every few minutes).")
@@ -397,18 +397,19 @@ def trends(snapshot: data.Snapshot, filters: data.Filters) -> None:
         return
     covered = regions["date"].nunique() if not regions.empty else suppliers["date"].nunique()
     st.caption(f"Per UTC day, {covered} of the last {days} days held data; region filter applies to orders.")
-    columns = st.columns(3)
     panels = [(regions, "revenue", "Revenue per day (PKR)", ",.0f"), (regions, "fill_rate", "Fill rate", ".1%"),
               (regions, "orders", "Orders per day", ",.0f"),
               (suppliers, "on_time_rate", "Supplier on-time rate", ".1%"),
               (suppliers, "avg_actual_lead_time_days", "Actual lead time (days)", ".2f"),
               (suppliers, "shipments_received", "Shipments received", ",.0f")]
-    for index, (frame, field, title, number_format) in enumerate(panels):
-        with columns[index % 3]:
-            if frame.empty or frame[field].isna().all():
-                st.caption(f"{title}: no values yet")
-            else:
-                _chart(charts.daily_trend(frame, field, title, number_format))
+    drawn = []
+    for frame, field, title, number_format in panels:
+        if frame.empty or frame[field].isna().all():
+            st.caption(f"{title}: no values yet")
+        else:
+            drawn.append(charts.daily_trend(frame, field, title, number_format).properties(width=210))
+    if drawn:
+        _chart(charts.small_multiples(drawn))
 
 
 def archive_footer(snapshot: data.Snapshot) -> None:

@@ -2,14 +2,17 @@
 
 Redis holds a contract-shaped snapshot (SPEC §10) with a full day of `kpi:history` (1440 runs, the worst case a
 refresh reads). "Read" is the one pipelined round trip of every key the app reads per refresh; "read + decode" adds
-JSON decoding into DataFrames. Page ready = navigation start until the KPI cards are visible, in a fresh page of a
-running `streamlit run dashboard/app.py` (the first load also compiles the app's imports).
+JSON decoding into DataFrames. Page ready = navigation start until the whole first screen is drawn (the five KPI
+cards with values, the stockout table and the seven chart views), in a fresh page of a running
+`streamlit run dashboard/app.py`; one warm-up load (the server's first imports) is reported apart, then the median
+of five.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +26,7 @@ from scbda_assets.services.process import free_port, stop_pid
 from scbda_assets_tests.dashboard import snapshots
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 READS = 300
@@ -53,7 +56,8 @@ def run(ctx) -> list[dict]:
     for name in data.KPI_NAMES:
         client.persist(settings.redis_key(f"kpi:{name}"))
     snapshots.write_history(client, settings, now, runs=data.HISTORY_ENTRIES)
-    snapshots.write_regional_daily(client, settings, now)
+    snapshots.write_daily(client, settings, now)
+    snapshots.write_archive_status(client, settings, now)
     keys = len(data.snapshot_keys(settings))
     cache = data.HistoryCache()
     data.read_snapshot(client, settings, history=cache)  # the first refresh of a server reads the whole day
@@ -91,11 +95,13 @@ def _page_ready(settings) -> list[dict]:
         samples = []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for _ in range(PAGE_LOADS):
-                page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            for _ in range(PAGE_LOADS + 1):
+                page = browser.new_page(viewport={"width": 1500, "height": 4200})
                 started = time.perf_counter()
                 page.goto(f"http://127.0.0.1:{port}")
                 page.locator('[data-testid="stMetricValue"]').nth(4).wait_for(timeout=120_000)
+                page.locator('[data-testid="stDataFrame"]').nth(1).wait_for(timeout=120_000)
+                page.locator("canvas, svg.marks").nth(6).wait_for(timeout=120_000)
                 samples.append(time.perf_counter() - started)
                 page.close()
             browser.close()
@@ -104,7 +110,7 @@ def _page_ready(settings) -> list[dict]:
     return [
         _row("page ready, first load", samples[0], "s", "", "fresh server: includes the app's first imports"),
         _row("page ready (median)", statistics.median(samples[1:]), "s", "<= 3",
-             f"median of {PAGE_LOADS - 1} further loads in new pages, until the 5 KPI cards are visible"),
+             f"median of {PAGE_LOADS} further loads in new pages: cards, stockout table and the 7 chart views drawn"),
     ]
 
 
