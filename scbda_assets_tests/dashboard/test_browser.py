@@ -98,8 +98,22 @@ def module_browser(chromium_path):
             chromium.close()
 
 
-def open_dashboard(browser, url: str, width: int = 1500, **context):
-    page = browser.new_page(viewport={"width": width, "height": 2600}, **context)
+@pytest.fixture
+def pages(module_browser):
+    """New pages on the module's browser, closed after the test (an open page re-renders every 5 s)."""
+    opened = []
+
+    def new_page(**kwargs):
+        opened.append(module_browser.new_page(**kwargs))
+        return opened[-1]
+
+    yield new_page
+    for page in opened:
+        page.close()
+
+
+def open_dashboard(new_page, url: str, width: int = 1500, **context):
+    page = new_page(viewport={"width": width, "height": 2600}, **context)
     page.goto(url)
     page.get_by_text("On-hand units").first.wait_for(timeout=60_000)
     try:
@@ -128,12 +142,12 @@ def wait_text(page, text: str, timeout_s: float = 30) -> None:
     raise AssertionError(f"{text!r} not on the page after {timeout_s:.0f} s: {page.locator('body').inner_text()[:2000]}")
 
 
-def test_filled_panels_show_the_snapshot(stack, module_browser):
+def test_filled_panels_show_the_snapshot(stack, pages):
     payloads = stack.fill()
     snapshot = data.read_snapshot(stack.client(), stack.settings)
     expected = data.headline(snapshot)
 
-    page = open_dashboard(module_browser, stack.url)
+    page = open_dashboard(pages, stack.url)
 
     shown = card_values(page)
     assert shown["On-hand units"] == fmt.compact_units(expected.total_on_hand) != fmt.MISSING
@@ -159,9 +173,9 @@ def test_filled_panels_show_the_snapshot(stack, module_browser):
     wait_text(page, "Per UTC day, 30 of the last 30 days held data")
 
 
-def test_csv_download_of_the_stockout_table(stack, module_browser):
+def test_csv_download_of_the_stockout_table(stack, pages):
     payloads = stack.fill()
-    page = open_dashboard(module_browser, stack.url, accept_downloads=True)
+    page = open_dashboard(pages, stack.url, accept_downloads=True)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV (50 rows)").first.click()
     assert download.value.suggested_filename == "stockout_risk.csv"
@@ -196,9 +210,9 @@ def _bar_centre(page, chart, rgb: tuple[int, int, int]) -> tuple[float, float]:
     return box["x"] + best[1] / scale, box["y"] + best[2] / scale
 
 
-def test_clicking_a_dc_bar_filters_the_page(stack, module_browser):
+def test_clicking_a_dc_bar_filters_the_page(stack, pages):
     stack.fill()
-    page = open_dashboard(module_browser, stack.url)
+    page = open_dashboard(pages, stack.url)
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
@@ -214,9 +228,9 @@ def test_clicking_a_dc_bar_filters_the_page(stack, module_browser):
 
 
 @pytest.mark.parametrize("width", [1280, 1920])
-def test_no_number_is_cut_off(stack, module_browser, width):
+def test_no_number_is_cut_off(stack, pages, width):
     stack.fill(overrides=BIG)
-    page = open_dashboard(module_browser, stack.url, width=width)
+    page = open_dashboard(pages, stack.url, width=width)
     page.wait_for_timeout(1000)
     overflowing = page.evaluate("""() => [...document.querySelectorAll(`[data-testid="stMetricValue"],
         [data-testid="stMetricValue"] *, [data-testid="stMetricDelta"], [data-testid="stMetricLabel"] p,
@@ -229,9 +243,9 @@ def test_no_number_is_cut_off(stack, module_browser, width):
     assert shown["On-hand units"].endswith(("K", "M")), shown
 
 
-def test_never_executes_text_from_redis(stack, module_browser):
+def test_never_executes_text_from_redis(stack, pages):
     stack.fill(overrides={"DC-KHI": {"dc_name": HOSTILE_DC}, "SKU-DAIRY-001": {"product_name": HOSTILE_PRODUCT}})
-    page = open_dashboard(module_browser, stack.url)
+    page = open_dashboard(pages, stack.url)
     page.wait_for_timeout(1500)
     assert page.evaluate("window.__pwned") is None
     assert page.locator('img[src="x"]').count() == 0
@@ -241,10 +255,10 @@ def test_never_executes_text_from_redis(stack, module_browser):
     assert page.evaluate("window.__pwned") is None
 
 
-def test_stale_then_empty_then_unreachable_then_recovered(stack, module_browser):
+def test_stale_then_empty_then_unreachable_then_recovered(stack, pages):
     stack.fill(age_s=400)
-    page = browser_page = module_browser.new_page(viewport={"width": 1400, "height": 1600})
-    browser_page.goto(stack.url)
+    page = pages(viewport={"width": 1400, "height": 1600})
+    page.goto(stack.url)
     wait_text(page, "Stale data: the KPIs cover data up to 6 min")
     wait_text(page, "On-hand units")  # the last numbers stay, flagged
     assert "Stale data" in page.locator("body").inner_text()
