@@ -378,7 +378,11 @@ def trends(snapshot: data.Snapshot, filters: data.Filters) -> None:
         if history.empty:
             st.info("No trend history yet (kpi:history fills with one entry per KPI run).")
             return
-        st.caption(f"Last {len(history)} KPI runs (up to 24 h), whole chain (filters do not apply), times in UTC.")
+        shown = data.thin(history)
+        every = "" if len(shown) == len(history) else f", drawn every {round(len(history) / len(shown))} runs"
+        st.caption(f"Last {len(history)} KPI runs (up to 24 h{every}), whole chain (filters do not apply), "
+                   "times in UTC.")
+        history = shown
         drawn = [field for field in TREND_FIELDS if history[field].notna().any()]
         for field in TREND_FIELDS:
             if field not in drawn:

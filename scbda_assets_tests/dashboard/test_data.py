@@ -277,3 +277,16 @@ def test_history_cache_keeps_at_most_its_limit(redis_client, settings):
     snapshots.write_history(redis_client, settings, NOW + dt.timedelta(hours=1), runs=2)
     history = data.read_snapshot(redis_client, settings, now=NOW, history=cache).history
     assert len(history) == 5 and history["as_of"].iloc[-1] == NOW + dt.timedelta(hours=1, minutes=-1)
+
+
+def test_thin_keeps_the_newest_run_and_at_most_the_limit():
+    history = data._history([])
+    assert data.thin(history).empty
+    import pandas as pd
+
+    runs = pd.DataFrame({"as_of": pd.date_range("2026-11-22", periods=1440, freq="min", tz="UTC"),
+                         "revenue": range(1440)})
+    thinned = data.thin(runs)
+    assert len(thinned) <= 288 and thinned["revenue"].iloc[-1] == 1439
+    assert thinned["as_of"].is_monotonic_increasing
+    assert data.thin(runs.head(100)).equals(runs.head(100))
