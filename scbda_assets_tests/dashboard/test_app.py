@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -103,7 +104,9 @@ def test_cards_show_the_snapshot_in_pkr_with_the_change_against_the_previous_per
     assert shown["On-hand units"][1] == f"{(total - float(before['total_on_hand'])) / float(before['total_on_hand']) * 100:+.1f} %"
     assert shown["Stockout alerts"][1] == f"{payloads['stockout_risk']['alert_count'] - int(before['stockout_alerts']):+,}"
     assert not any("$" in text for text in texts(at) + [v for v, _ in shown.values()])
-    assert any(text.startswith("Last updated 5 s ago") or text.startswith("Last updated 6 s ago") for text in texts(at))
+    # kpi:last_update was written 5 s before the page ran (a loaded machine adds a few seconds)
+    ages = [int(m.group(1)) for m in map(re.compile(r"Last updated (\d+) s ago").match, texts(at)) if m]
+    assert len(ages) == 1 and 5 <= ages[0] < 60
     assert not at.warning and not at.error
     assert len(at.get("vega_lite_chart")) == 7  # 6 views + the 6 trends (24 h) drawn as one view
     stockout = table(at, "Severity")

@@ -290,7 +290,7 @@ def graphql(url: str, query: str) -> dict:
     return answer["data"]
 
 
-def test_dagster_ui_shows_every_asset_and_running_automation(dagster_webserver, browser):
+def test_dagster_ui_shows_every_asset_and_running_automation(dagster_webserver, pages):
     nodes = graphql(dagster_webserver, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
     keys = {"/".join(node["assetKey"]["path"]) for node in nodes}
     assert set(ASSETS) <= keys, sorted(set(ASSETS) - keys)
@@ -302,7 +302,7 @@ def test_dagster_ui_shows_every_asset_and_running_automation(dagster_webserver, 
     assert all(schedules.get(name) == "RUNNING" for name in SCHEDULES), schedules
     assert all(sensors.get(name) == "RUNNING" for name in SENSORS), sensors
 
-    page = browser.new_page(viewport={"width": 1600, "height": 3000})
+    page = pages(viewport={"width": 1600, "height": 3000})  # the module's browser (one Playwright per process)
     page.goto(f"{dagster_webserver}/assets?view=flat")
     page.get_by_text("regions_dim", exact=True).first.wait_for(timeout=120_000)
     catalog = page.locator("body").inner_text()
