@@ -10,6 +10,7 @@ from dashboard.data import UTILIZATION_CRITICAL, UTILIZATION_HIGH
 from dashboard.geography import outline_geojson
 
 STATUS_COLORS = alt.Scale(domain=["ok", "high", "critical"], range=["#2e7d32", "#f9a825", "#c62828"])
+LABEL_LEFT = ("DC-FSD",)
 SEVERITY_COLORS = {"critical": "#ffcdd2", "warning": "#ffe0b2", "ok": "#c8e6c9"}
 # SI prefixes, but billions as "B" (Vega's "~s" says "G")
 PKR_AXIS = alt.Axis(labelExpr="replace(format(datum.value, '~s'), 'G', 'B')")
@@ -54,37 +55,64 @@ def supplier_lead_times(frame: pd.DataFrame) -> alt.Chart:
     ).properties(height=300)
 
 
+def dc_pick() -> alt.Parameter:
+    """Clicking a DC (a bar or a map point) selects its dc_id; the page turns that into the DC filter."""
+    return alt.selection_point(name="dc_pick", fields=["dc_id"], on="click", clear=False)
+
+
 def dc_utilization(frame: pd.DataFrame) -> alt.LayerChart:
-    top = max(1.0, float(frame["utilization"].max() or 0) + 0.05)
-    bars = alt.Chart(frame).mark_bar().encode(
-        y=alt.Y("dc_name:N", title=None, sort="-x", axis=alt.Axis(labelLimit=220)),
-        x=alt.X("utilization:Q", title="Utilization", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, top])),
-        color=alt.Color("status:N", title="Status", scale=STATUS_COLORS),
-        tooltip=[alt.Tooltip("dc_name:N", title="DC"), alt.Tooltip("utilization:Q", format=".1%"),
-                 alt.Tooltip("volume_m3:Q", format=",.0f", title="Volume m³"),
-                 alt.Tooltip("capacity_m3:Q", format=",.0f", title="Capacity m³"), alt.Tooltip("status:N")],
-    )
+    """Utilization now (bar, coloured by status) and with the inbound shipments in transit (the lighter extension
+    to the projected utilization), against the high and critical thresholds."""
+    projected = frame["projected_utilization"].fillna(frame["utilization"])
+    top = max(1.0, float(pd.concat([frame["utilization"], projected]).max() or 0) + 0.05)
+    data = frame.assign(projected=projected)
+    pick = dc_pick()
+    tooltip = [alt.Tooltip("dc_name:N", title="DC"), alt.Tooltip("utilization:Q", format=".1%"),
+               alt.Tooltip("projected:Q", format=".1%", title="With inbound"),
+               alt.Tooltip("volume_m3:Q", format=",.0f", title="Volume m³"),
+               alt.Tooltip("inbound_m3:Q", format=",.0f", title="Inbound m³"),
+               alt.Tooltip("capacity_m3:Q", format=",.0f", title="Capacity m³"), alt.Tooltip("status:N")]
+    y = alt.Y("dc_name:N", title=None, axis=alt.Axis(labelLimit=220),
+              sort=alt.EncodingSortField("utilization", op="max", order="descending"))
+    inbound = alt.Chart(data).mark_bar(color="#90caf9", opacity=0.8).encode(
+        y=y, x=alt.X("utilization:Q"), x2="projected:Q", tooltip=tooltip)
+    bars = alt.Chart(data).mark_bar(cursor="pointer").encode(
+        y=y,
+        x=alt.X("utilization:Q", title="Utilization (light blue: + inbound)",
+                axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, top])),
+        color=alt.Color("status:N", title="Status", scale=STATUS_COLORS, legend=alt.Legend(orient="bottom")),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
+        tooltip=tooltip,
+    ).add_params(pick)
     labels = [f"high > {UTILIZATION_HIGH:.0%}", f"critical ≥ {UTILIZATION_CRITICAL:.0%}"]
     thresholds = pd.DataFrame({"value": [UTILIZATION_HIGH, UTILIZATION_CRITICAL], "label": labels})
     rules = alt.Chart(thresholds).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
-        x="value:Q", color=alt.Color("label:N", title="Threshold",
-                                     scale=alt.Scale(domain=labels, range=["#f9a825", "#c62828"])))
-    return alt.layer(bars, rules).resolve_scale(color="independent").properties(height=300)
+        x="value:Q", color=alt.Color("label:N", legend=None,
+                                     scale=alt.Scale(domain=labels, range=["#f9a825", "#c62828"])),
+        tooltip=[alt.Tooltip("label:N", title="Threshold")])
+    return alt.layer(inbound, bars, rules).resolve_scale(color="independent").properties(height=260)
 
 
 def dc_map(frame: pd.DataFrame) -> alt.LayerChart:
     outline = alt.Chart(alt.Data(values=[outline_geojson()])).mark_geoshape(
         fill="#eef2f6", stroke="#90a4ae", strokeWidth=1)
-    points = alt.Chart(frame).mark_circle(opacity=0.85, stroke="white", strokeWidth=1).encode(
+    pick = dc_pick()
+    points = alt.Chart(frame).mark_circle(stroke="white", strokeWidth=1, cursor="pointer").encode(
         longitude="longitude:Q", latitude="latitude:Q",
         size=alt.Size("capacity_m3:Q", title="Capacity m³", scale=alt.Scale(range=[150, 900])),
         color=alt.Color("status:N", title="Status", scale=STATUS_COLORS),
+        opacity=alt.condition(pick, alt.value(0.9), alt.value(0.35)),
         tooltip=[alt.Tooltip("dc_name:N", title="DC"), alt.Tooltip("city:N"), alt.Tooltip("region_id:N"),
                  alt.Tooltip("utilization:Q", format=".1%"), alt.Tooltip("capacity_m3:Q", format=",.0f")],
-    )
-    labels = alt.Chart(frame).mark_text(align="left", dx=12, fontSize=12).encode(
+    ).add_params(pick)
+    # Lahore and Faisalabad are 130 km apart: Faisalabad's label goes to the left so they do not overlap
+    left = frame["dc_id"].isin(LABEL_LEFT)
+    labels_right = alt.Chart(frame[~left]).mark_text(align="left", dx=12, fontSize=12).encode(
         longitude="longitude:Q", latitude="latitude:Q", text="city:N")
-    return alt.layer(outline, points, labels).project(type="mercator").properties(height=420)
+    labels_left = alt.Chart(frame[left]).mark_text(align="right", dx=-12, fontSize=12).encode(
+        longitude="longitude:Q", latitude="latitude:Q", text="city:N")
+    return alt.layer(outline, points, labels_right, labels_left).project(type="mercator").properties(height=420)
 
 
 def regional_revenue(frame: pd.DataFrame) -> alt.Chart:
@@ -119,12 +147,16 @@ def kpi_trend(history: pd.DataFrame, field: str) -> alt.Chart:
     ).properties(title=title, height=170)
 
 
-def regional_daily(frame: pd.DataFrame, field: str, title: str, number_format: str) -> alt.Chart:
-    return alt.Chart(frame).mark_line(point=True).encode(
+def daily_trend(frame: pd.DataFrame, field: str, title: str, number_format: str) -> alt.Chart:
+    axis = alt.Axis(format="%") if number_format.endswith("%") else PKR_AXIS
+    return alt.Chart(frame[["date", field]].dropna()).mark_line(point=True).encode(
         x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")),
-        y=alt.Y(f"{field}:Q", title=title, axis=alt.Axis(format="%") if number_format.endswith("%") else PKR_AXIS,
-                scale=alt.Scale(zero=False)),
-        color=alt.Color("region_name:N", title="Region"),
-        tooltip=[alt.Tooltip("date:T", format="%Y-%m-%d"), alt.Tooltip("region_name:N", title="Region"),
+        y=alt.Y(f"{field}:Q", title=None, axis=axis, scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("date:T", format="%Y-%m-%d", title="day (UTC)"),
                  alt.Tooltip(f"{field}:Q", format=number_format, title=title)],
-    ).properties(height=260)
+    ).properties(title=title, height=170)
+
+
+def small_multiples(charts_: list[alt.Chart], columns: int = 3) -> alt.ConcatChart:
+    """Several small charts as ONE Vega view (one embed in the page instead of one each: faster to draw)."""
+    return alt.concat(*charts_, columns=columns).resolve_scale(x="independent", y="independent")

@@ -1,8 +1,8 @@
 """The dashboard's data: one read of the Redis KPI snapshot (SPEC §10), decoded into DataFrames, plus the pure logic
 on top of it — filters, headline numbers for the cards, freshness. No Streamlit import: tests call it directly.
 
-One refresh = one pipelined round trip (the five KPI keys, ``kpi:last_update``, the newest ``kpi:history`` entries
-and ``history:regional_daily``). Anything malformed in Redis is reported by key name and otherwise ignored.
+One refresh = one pipelined round trip (the five KPI keys, ``kpi:last_update``, ``history:daily``,
+``archive:status`` and the new ``kpi:history`` entries). Anything malformed in Redis is reported by key name and otherwise ignored.
 """
 
 from __future__ import annotations
@@ -23,46 +23,80 @@ from scbda_assets.settings import Settings
 KPI_NAMES = ("inventory_level", "stockout_risk", "supplier_performance", "dc_utilization", "regional_fulfillment")
 LAST_UPDATE_KEY = "kpi:last_update"
 HISTORY_STREAM = "kpi:history"
-REGIONAL_DAILY_KEY = "history:regional_daily"
-STALE_AFTER_SECONDS = 90
+DAILY_HISTORY_KEY = "history:daily"
+ARCHIVE_STATUS_KEY = "archive:status"
+# Staleness is measured from data_until (SPEC §10), which trails the tick by up to a generator minute plus the run:
+# three missed minute runs make the page stale.
+STALE_AFTER_SECONDS = 180
 HISTORY_ENTRIES = 1440  # a day of one-minute KPI runs: the whole stream
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "ok": 2}
 UTILIZATION_HIGH = 0.85
 UTILIZATION_CRITICAL = 0.90
+DAILY_REGIONS = "history:daily/regions"
+DAILY_SUPPLIERS = "history:daily/suppliers"
 
-# Row fields of each payload (SPEC §10): text columns, then numeric ones.
+# Row fields of each payload (SPEC §9/§10): text columns, then numeric ones, then flags. Anything else is dropped.
 _TEXT = {
     "inventory_level": ("sku_id", "dc_id", "product_name", "category", "dc_name", "region_id"),
-    "stockout_risk": ("sku_id", "dc_id", "product_name", "category", "dc_name", "region_id", "severity"),
-    "supplier_performance": ("supplier_id", "supplier_name", "supplier_type"),
-    "dc_utilization": ("dc_id", "dc_name", "region_id", "city", "status"),
+    "stockout_risk": ("sku_id", "dc_id", "product_name", "category", "dc_name", "region_id", "severity",
+                      "projected_stockout_ts", "next_receipt_ts"),
+    "supplier_performance": ("supplier_id", "supplier_name"),
+    "dc_utilization": ("dc_id", "dc_name", "status", "region_id", "city"),
     "regional_fulfillment": ("region_id", "region_name"),
-    REGIONAL_DAILY_KEY: ("date", "region_id", "region_name"),
+    DAILY_REGIONS: ("date", "region_id", "region_name"),
+    DAILY_SUPPLIERS: ("date", "supplier_id", "supplier_name"),
 }
 _NUMERIC = {
-    "inventory_level": ("on_hand_qty", "avg_on_hand_qty", "safety_stock", "reorder_point"),
-    "stockout_risk": ("on_hand_qty", "demand_per_day", "days_to_stockout"),
-    "supplier_performance": ("reliability_score", "shipments_created", "avg_planned_lead_time_days",
-                             "stddev_planned_lead_time_days", "shipments_received", "avg_actual_lead_time_days",
-                             "on_time_rate"),
-    "dc_utilization": ("latitude", "longitude", "volume_m3", "capacity_m3", "utilization"),
+    "inventory_level": ("on_hand_qty", "avg_on_hand_qty", "safety_stock", "reorder_point", "days_of_cover"),
+    "stockout_risk": ("on_hand_qty", "on_order_qty", "demand_per_day", "demand_stddev_per_day",
+                      "live_demand_per_day", "history_days", "days_to_stockout", "horizon_days",
+                      "stockout_probability"),
+    "supplier_performance": ("shipments_created", "avg_planned_lead_time_days", "stddev_planned_lead_time_days",
+                             "shipments_received", "avg_actual_lead_time_days", "stddev_actual_lead_time_days",
+                             "on_time_rate", "avg_delay_days", "in_transit", "overdue", "created_30m",
+                             "received_30m"),
+    "dc_utilization": ("volume_m3", "capacity_m3", "utilization", "inbound_m3", "projected_utilization",
+                       "latitude", "longitude"),
     "regional_fulfillment": ("orders", "units_requested", "units_fulfilled", "fill_rate", "revenue", "lost_revenue",
-                             "avg_order_value"),
-    REGIONAL_DAILY_KEY: ("orders", "revenue", "fill_rate"),
+                             "avg_order_value", "orders_in_full", "order_fill_rate"),
+    DAILY_REGIONS: ("orders", "units_requested", "units_fulfilled", "fill_rate", "revenue", "lost_revenue",
+                    "avg_order_value", "orders_in_full", "order_fill_rate"),
+    DAILY_SUPPLIERS: ("shipments_received", "on_time_rate", "avg_actual_lead_time_days"),
 }
-_BOOLEAN = {"inventory_level": ("below_safety_stock",), "dc_utilization": ("over_threshold",)}
+_BOOLEAN = {"inventory_level": ("below_safety_stock",), "dc_utilization": ("over_threshold",),
+            "stockout_risk": ("stockout_before_receipt",)}
 HISTORY_FIELDS = ("total_on_hand", "stockout_alerts", "avg_on_time_rate", "avg_actual_lead_time_days",
                   "avg_utilization", "revenue", "fill_rate")
 
 
 @dataclasses.dataclass(frozen=True)
 class Payload:
-    """One decoded JSON value: ``{"as_of", "window_minutes", "rows", ...}``."""
+    """One decoded KPI value: ``{"as_of", "data_until", "window_minutes", "rows", ...}``."""
 
     as_of: dt.datetime | None
     window_minutes: float | None
     rows: pd.DataFrame
     alert_count: int | None = None
+    data_until: dt.datetime | None = None
+    history_days: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyHistory:
+    """``history:daily``: per region and UTC day the KPI 5 fields, per supplier and day receipts and on-time rate."""
+
+    as_of: dt.datetime | None
+    regions: pd.DataFrame
+    suppliers: pd.DataFrame
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveStatus:
+    """``archive:status`` as the archive writes it (SPEC §8); each part empty when missing."""
+
+    collections: pd.DataFrame  # collection, documents, bytes, oldest_event, newest_event
+    last_runs: pd.DataFrame  # started_at, seconds, documents, bytes, mb_per_s
+    incomplete_batches: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +105,20 @@ class Snapshot:
     last_update: dt.datetime | None
     kpis: dict[str, Payload]
     history: pd.DataFrame  # one row per KPI run, oldest first; as_of + HISTORY_FIELDS
-    regional_daily: Payload | None
+    daily: DailyHistory | None
     malformed: tuple[str, ...]  # keys whose value could not be decoded
+    archive: ArchiveStatus | None = None
 
     @property
     def empty(self) -> bool:
         """Nothing to show: no KPI key (never run yet, or every key expired) and no trend history."""
-        return not self.kpis and self.history.empty and self.regional_daily is None
+        return not self.kpis and self.history.empty and self.daily is None
+
+    @property
+    def data_until(self) -> dt.datetime | None:
+        """The newest minute the KPIs cover (staleness is measured from it, SPEC §10)."""
+        times = [p.data_until or p.as_of for p in self.kpis.values() if (p.data_until or p.as_of) is not None]
+        return max(times) if times else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +168,8 @@ def connect(url: str, timeout_s: float = 1.0) -> redis.Redis:
 
 def snapshot_keys(settings: Settings) -> list[str]:
     """Every key one refresh reads, in pipeline order."""
-    names = [f"kpi:{name}" for name in KPI_NAMES] + [LAST_UPDATE_KEY, REGIONAL_DAILY_KEY, HISTORY_STREAM]
+    names = [f"kpi:{name}" for name in KPI_NAMES] + [LAST_UPDATE_KEY, DAILY_HISTORY_KEY, ARCHIVE_STATUS_KEY,
+                                                     HISTORY_STREAM]
     return [settings.redis_key(name) for name in names]
 
 
@@ -145,7 +187,8 @@ class HistoryCache:
 
 def read_raw(client: redis.Redis, settings: Settings, history_entries: int = HISTORY_ENTRIES,
              since: bytes | None = None) -> list:
-    """One round trip: GET the five KPI keys, last_update and the regional history, then the trend stream — the
+    """One round trip: GET the five KPI keys, last_update, the daily history and the archive status, then the trend
+    stream — the
     newest ``history_entries`` (XREVRANGE), or with ``since`` only the entries after it (plus a check that it still
     exists)."""
     *values, stream = snapshot_keys(settings)
@@ -186,11 +229,12 @@ def read_snapshot(client: redis.Redis, settings: Settings, history_entries: int 
 
 def empty_snapshot(read_at: dt.datetime) -> Snapshot:
     """What a Redis without any SCBDA key reads as."""
-    return decode_snapshot([None] * (len(KPI_NAMES) + 2) + [[]], read_at)
+    return decode_snapshot([None] * (len(KPI_NAMES) + 3) + [[]], read_at)
 
 
 def decode_snapshot(raw: list, read_at: dt.datetime) -> Snapshot:
-    kpi_values, (last_update_raw, regional_raw, stream) = raw[: len(KPI_NAMES)], raw[len(KPI_NAMES):]
+    kpi_values = raw[: len(KPI_NAMES)]
+    last_update_raw, daily_raw, archive_raw, stream = raw[len(KPI_NAMES):]
     malformed: list[str] = []
     kpis: dict[str, Payload] = {}
     for name, value in zip(KPI_NAMES, kpi_values):
@@ -201,18 +245,103 @@ def decode_snapshot(raw: list, read_at: dt.datetime) -> Snapshot:
             malformed.append(f"kpi:{name}")
         else:
             kpis[name] = payload
+    if "dc_utilization" in kpis:
+        kpis["dc_utilization"] = dataclasses.replace(kpis["dc_utilization"],
+                                                     rows=with_dc_geography(kpis["dc_utilization"].rows))
     last_update = None
     if last_update_raw is not None:
         last_update = parse_time(_text(last_update_raw))
         if last_update is None:
             malformed.append(LAST_UPDATE_KEY)
-    regional_daily = None
-    if regional_raw is not None:
-        regional_daily = _payload(REGIONAL_DAILY_KEY, regional_raw)
-        if regional_daily is None:
-            malformed.append(REGIONAL_DAILY_KEY)
-    return Snapshot(read_at=read_at, last_update=last_update, kpis=kpis, history=_history(stream),
-                    regional_daily=regional_daily, malformed=tuple(malformed))
+    daily = None
+    if daily_raw is not None:
+        daily = _daily(daily_raw)
+        if daily is None:
+            malformed.append(DAILY_HISTORY_KEY)
+    archive = None
+    if archive_raw is not None:
+        archive = _archive(archive_raw)
+        if archive is None:
+            malformed.append(ARCHIVE_STATUS_KEY)
+    return Snapshot(read_at=read_at, last_update=last_update, kpis=kpis, history=_history(stream), daily=daily,
+                    malformed=tuple(malformed), archive=archive)
+
+
+def with_dc_geography(frame: pd.DataFrame) -> pd.DataFrame:
+    """Region, city and coordinates of each DC from the reference data (the map and the region filter need them;
+    the KPI rows do not carry them). Values already in the rows win."""
+    from scbda_assets.domain.reference import DCS
+
+    reference = {dc.dc_id: dc for dc in DCS}
+    out = frame.copy()
+    for column, attribute in (("region_id", "region_id"), ("city", "city"), ("latitude", "latitude"),
+                              ("longitude", "longitude")):
+        known = out["dc_id"].map(lambda dc_id: getattr(reference[dc_id], attribute) if dc_id in reference else None)
+        if out[column].dtype == object:
+            out[column] = [v if v else (k or "") for v, k in zip(out[column], known)]
+        else:
+            out[column] = out[column].fillna(pd.to_numeric(known, errors="coerce"))
+    return out
+
+
+def _json(value):
+    try:
+        return json.loads(value)
+    except (ValueError, UnicodeDecodeError, TypeError):
+        return None
+
+
+def _daily(value) -> DailyHistory | None:
+    document = _json(value)
+    if not isinstance(document, dict):
+        return None
+    regions = document.get("regions")
+    suppliers = document.get("suppliers")
+    if not isinstance(regions, list) and not isinstance(suppliers, list):
+        return None
+    as_of = document.get("as_of")
+    return DailyHistory(
+        as_of=parse_time(as_of if isinstance(as_of, str) else None),
+        regions=rows_frame(DAILY_REGIONS, [r for r in regions or [] if isinstance(r, dict)]),
+        suppliers=rows_frame(DAILY_SUPPLIERS, [r for r in suppliers or [] if isinstance(r, dict)]),
+    )
+
+
+def _archive(value) -> ArchiveStatus | None:
+    document = _json(value)
+    if not isinstance(document, dict):
+        return None
+    collections = document.get("collections")
+    records = []
+    if isinstance(collections, dict):
+        for name, info in collections.items():
+            info = info if isinstance(info, dict) else {}
+            records.append({"collection": str(name), "documents": _number(info.get("documents")),
+                            "bytes": _number(info.get("bytes")),
+                            "oldest_event": _time_text(info.get("oldest_event")),
+                            "newest_event": _time_text(info.get("newest_event"))})
+    runs = []
+    for run in document.get("last_runs") or []:
+        if isinstance(run, dict):
+            runs.append({"started_at": _time_text(run.get("started_at")), "seconds": _number(run.get("seconds")),
+                         "documents": _number(run.get("documents")), "bytes": _number(run.get("bytes")),
+                         "mb_per_s": _number(run.get("mb_per_s"))})
+    incomplete = document.get("incomplete_batches") or []
+    incomplete = tuple((item.get("batch_id") if isinstance(item, dict) and item.get("batch_id") else
+                        json.dumps(item, default=str) if not isinstance(item, str) else item)
+                       for item in (incomplete if isinstance(incomplete, list) else []))
+    return ArchiveStatus(
+        collections=pd.DataFrame.from_records(
+            records, columns=["collection", "documents", "bytes", "oldest_event", "newest_event"]),
+        last_runs=pd.DataFrame.from_records(runs, columns=["started_at", "seconds", "documents", "bytes", "mb_per_s"]),
+        incomplete_batches=tuple(str(item) for item in incomplete),
+    )
+
+
+def _time_text(value) -> str:
+    """An ISO time as 'YYYY-MM-DD HH:MM UTC' ('' when missing or not a time)."""
+    moment = parse_time(value) if isinstance(value, str) else None
+    return "" if moment is None else f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _text(value) -> str:
@@ -240,19 +369,22 @@ def _number(value) -> float | None:
 
 
 def _payload(name: str, value) -> Payload | None:
-    try:
-        document = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return None
+    document = _json(value)
     if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
         return None
     rows = [row for row in document["rows"] if isinstance(row, dict)]
     alert_count = _number(document.get("alert_count"))
+
+    def time(field):
+        return parse_time(document.get(field) if isinstance(document.get(field), str) else None)
+
     return Payload(
-        as_of=parse_time(document.get("as_of") if isinstance(document.get("as_of"), str) else None),
+        as_of=time("as_of"),
         window_minutes=_number(document.get("window_minutes")),
         rows=rows_frame(name, rows),
         alert_count=None if alert_count is None else int(alert_count),
+        data_until=time("data_until"),
+        history_days=_number(document.get("history_days")),
     )
 
 
@@ -297,17 +429,40 @@ def rows(snapshot: Snapshot, name: str, filters: Filters = Filters()) -> pd.Data
 
 
 def age_seconds(snapshot: Snapshot, now: dt.datetime | None = None) -> float | None:
+    """Seconds since the last KPI run finished (``kpi:last_update``)."""
     if snapshot.last_update is None:
         return None
     return max(0.0, ((now or snapshot.read_at) - snapshot.last_update).total_seconds())
 
 
+def data_age_seconds(snapshot: Snapshot, now: dt.datetime | None = None) -> float | None:
+    """Seconds since the newest minute the KPIs cover (``data_until``)."""
+    until = snapshot.data_until
+    return None if until is None else max(0.0, ((now or snapshot.read_at) - until).total_seconds())
+
+
 def is_stale(snapshot: Snapshot, now: dt.datetime | None = None) -> bool:
-    """Older than STALE_AFTER_SECONDS, or KPI data without a completion time (a run that did not finish)."""
-    age = age_seconds(snapshot, now)
-    if age is None:
+    """The data ends more than STALE_AFTER_SECONDS ago, or KPI data without a completion time (a run that did
+    not finish)."""
+    if snapshot.last_update is None:
         return bool(snapshot.kpis)
+    age = data_age_seconds(snapshot, now)
+    if age is None:
+        age = age_seconds(snapshot, now)
     return age > STALE_AFTER_SECONDS
+
+
+def previous_value(history: pd.DataFrame, field: str, at: dt.datetime,
+                   tolerance: dt.timedelta = dt.timedelta(minutes=5)) -> float | None:
+    """The value of a headline field in the KPI run closest to ``at`` (within ``tolerance``), None if none."""
+    if history.empty or field not in history:
+        return None
+    usable = history[history[field].notna()]
+    if usable.empty:
+        return None
+    distance = (usable["as_of"] - at).abs()
+    best = distance.idxmin()
+    return float(usable.loc[best, field]) if distance[best] <= tolerance else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,3 +560,109 @@ def stockout_table(frame: pd.DataFrame) -> pd.DataFrame:
     return (frame.assign(_order=order)
             .sort_values(["_order", "days_to_stockout", "sku_id", "dc_id"], na_position="last", kind="stable")
             .drop(columns="_order").reset_index(drop=True))
+
+
+# ---------------------------------------------------------------- card changes, scorecard, trends
+
+CARD_FIELDS = {"total_on_hand": "total_on_hand", "stockout_alerts": "stockout_alerts",
+               "on_time_rate": "avg_on_time_rate", "avg_utilization": "avg_utilization", "revenue": "revenue",
+               "fill_rate": "fill_rate", "avg_lead_time_days": "avg_actual_lead_time_days"}
+
+
+def previous_period(snapshot: Snapshot, filters: Filters = Filters()) -> tuple[dict[str, float | None], str]:
+    """Each card's value one period earlier, from ``kpi:history`` (whole chain, so none under a filter):
+    the live-window cards against the run one window (15 min) before, the supplier card against 24 h before."""
+    payload = snapshot.kpis.get("regional_fulfillment") or next(iter(snapshot.kpis.values()), None)
+    if filters.active() or payload is None or payload.as_of is None:
+        return dict.fromkeys(CARD_FIELDS), ""
+    window = dt.timedelta(minutes=payload.window_minutes or 15)
+    values = {}
+    for card, field in CARD_FIELDS.items():
+        lag = dt.timedelta(hours=24) if card in ("on_time_rate", "avg_lead_time_days") else window
+        values[card] = previous_value(snapshot.history, field, payload.as_of - lag)
+    return values, f"{window.total_seconds() / 60:.0f} min"
+
+
+def supplier_scorecard(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per supplier: on-time rate, actual vs planned lead time and spread, delay, in transit, overdue,
+    and why a supplier has no receipt-based figures yet."""
+    from scbda_assets.domain.reference import SUPPLIERS
+
+    typical = {s.supplier_id: s.avg_lead_time_days for s in SUPPLIERS}
+    notes = []
+    for row in frame.to_dict("records"):
+        if (row["shipments_received"] or 0) > 0:
+            notes.append("")
+            continue
+        lead = row["avg_planned_lead_time_days"]
+        lead = lead if lead == lead and lead is not None else typical.get(row["supplier_id"])
+        if (row["shipments_created"] or 0) > 0 or (row["in_transit"] or 0) > 0:
+            notes.append("no receipt yet" + (f": lead time ~{lead:.0f} d" if lead is not None else ""))
+        else:
+            notes.append("no shipment in the window")
+    out = frame.assign(note=notes)
+    return out.sort_values(["supplier_id"], kind="stable").reset_index(drop=True)
+
+
+def daily_regions(daily: DailyHistory | None, days: int, filters: Filters = Filters(),
+                  today: dt.date | None = None) -> pd.DataFrame:
+    """Per UTC day (the last ``days`` before ``today``, from the daily history) the region totals: orders, revenue,
+    lost revenue and fill rate (Σ fulfilled / Σ requested), over the regions the filters select."""
+    columns = ["date", "orders", "revenue", "lost_revenue", "units_requested", "units_fulfilled", "fill_rate"]
+    if daily is None or daily.regions.empty:
+        return pd.DataFrame(columns=columns)
+    frame = filters.apply(_last_days(daily.regions, days, today))
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    totals = frame.groupby("date", as_index=False)[
+        ["orders", "revenue", "lost_revenue", "units_requested", "units_fulfilled"]].sum(min_count=1)
+    requested = totals["units_requested"].where(totals["units_requested"] > 0)
+    totals["fill_rate"] = totals["units_fulfilled"] / requested
+    return totals[columns].sort_values("date").reset_index(drop=True)
+
+
+def daily_suppliers(daily: DailyHistory | None, days: int, today: dt.date | None = None) -> pd.DataFrame:
+    """Per UTC day: shipments received and their on-time rate and actual lead time (weighted by receipts)."""
+    columns = ["date", "shipments_received", "on_time_rate", "avg_actual_lead_time_days"]
+    if daily is None or daily.suppliers.empty:
+        return pd.DataFrame(columns=columns)
+    frame = _last_days(daily.suppliers, days, today)
+    frame = frame[frame["shipments_received"] > 0]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    weighted = frame.assign(_on_time=frame["on_time_rate"] * frame["shipments_received"],
+                            _lead=frame["avg_actual_lead_time_days"] * frame["shipments_received"])
+    totals = weighted.groupby("date", as_index=False)[["shipments_received", "_on_time", "_lead"]].sum()
+    totals["on_time_rate"] = totals["_on_time"] / totals["shipments_received"]
+    totals["avg_actual_lead_time_days"] = totals["_lead"] / totals["shipments_received"]
+    return totals[columns].sort_values("date").reset_index(drop=True)
+
+
+def _last_days(frame: pd.DataFrame, days: int, today: dt.date | None) -> pd.DataFrame:
+    dates = pd.to_datetime(frame["date"], errors="coerce", utc=True)
+    frame = frame.assign(date=dates).dropna(subset=["date"])
+    if frame.empty:
+        return frame
+    end = pd.Timestamp(today, tz="UTC") if today is not None else frame["date"].max() + pd.Timedelta(days=1)
+    return frame[(frame["date"] >= end - pd.Timedelta(days=days)) & (frame["date"] < end)]
+
+
+def history_since(history: pd.DataFrame, hours: float, now: dt.datetime) -> pd.DataFrame:
+    """The KPI runs of the last ``hours`` before ``now``."""
+    if history.empty:
+        return history
+    return history[history["as_of"] >= now - dt.timedelta(hours=hours)]
+
+
+def thin(history: pd.DataFrame, max_points: int = 288) -> pd.DataFrame:
+    """At most ``max_points`` runs, evenly spaced, newest always kept (a day of minute runs drawn as 5-minute
+    steps: the browser draws the page faster and a 20 cm chart shows no more detail)."""
+    if len(history) <= max_points:
+        return history
+    step = -(-len(history) // max_points)
+    keep = sorted(set(range(len(history) - 1, -1, -step)))
+    return history.iloc[keep].reset_index(drop=True)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")

@@ -65,6 +65,14 @@ def units(value) -> str:
     return f"{value:,.0f}"
 
 
+def megabytes(value) -> str:
+    """Bytes as MB (or GB from 10,000 MB): ``1_234_567`` → ``1.2 MB``."""
+    if not _is_number(value):
+        return MISSING
+    mb = value / 1e6
+    return f"{mb / 1e3:,.1f} GB" if mb >= 1e4 else f"{mb:,.1f} MB"
+
+
 def days(value, digits: int = 1) -> str:
     if not _is_number(value):
         return MISSING

@@ -5,6 +5,7 @@ Only processes started here are stopped, by PID (services that were already up a
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from scbda_assets.first_start import seed_if_empty
 from scbda_assets.services import services_up
 from scbda_assets.services.process import port_open, stop_pid
 from scbda_assets.settings import Settings
@@ -45,6 +47,13 @@ def run(settings: Settings) -> int:
     import os
 
     endpoints, started_services = services_up(settings)
+    try:
+        # Before the minute stream starts, so the generator schedule continues from the seeded clock.
+        seed_if_empty(settings, now=dt.datetime.now(dt.UTC), echo=lambda line: print(line, flush=True))
+    except BaseException:  # Ctrl-C or a failure while seeding: stop what was started here, then report
+        for service in reversed(started_services):
+            service.stop()
+        raise
     env = {**os.environ, **endpoints, "DAGSTER_HOME": str(prepare_dagster_home(settings))}
     env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # see scbda_assets/__init__.py
     bin_dir = Path(sys.executable).parent

@@ -43,6 +43,7 @@ class Settings:
     spark_port: int
     dagster_port: int
     dashboard_port: int
+    seed_days: float
     archive_lease_seconds: float = 30.0
     archive_lease_wait_seconds: float = 10.0
 
@@ -195,6 +196,7 @@ _VARIABLES: dict[str, tuple[str, Callable, object]] = {
     "SCBDA_SPARK_PORT": ("spark_port", _PORT, 15012),
     "SCBDA_DAGSTER_PORT": ("dagster_port", _PORT, 3000),
     "SCBDA_DASHBOARD_PORT": ("dashboard_port", _PORT, 8501),
+    "SCBDA_SEED_DAYS": ("seed_days", _number(float, 0.0, 365.0, "days 0-365 (0: no seed; fractions allowed)"), 2.0),
 }
 
 VARIABLE_NAMES = frozenset(_VARIABLES)

@@ -49,6 +49,7 @@ def test_run_starts_everything_and_a_signal_stops_it_all(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}
     env.update({f"SCBDA_{name}_PORT": str(port) for name, port in ports.items()})
     env["SCBDA_HOME"] = str(tmp_path / "home")
+    env["SCBDA_SEED_DAYS"] = str(5 / 1440)  # a first start seeds the empty store: 5 minutes here, 2 days by default
     log = open(tmp_path / "run.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "scbda_assets.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -76,6 +77,9 @@ def test_run_starts_everything_and_a_signal_stops_it_all(tmp_path):
         output = (tmp_path / "run.log").read_text()
         assert f"Dagster UI:  http://127.0.0.1:{ports['DAGSTER']}" in output
         assert "SCBDA_MONGO_URI=mongodb://127.0.0.1:" in output
+        # Seeded before dagster dev started (its line comes first), ending at the start's minute.
+        assert "first start: empty store: seeding 5 minutes of history" in output
+        assert output.index("  seeded ") < output.index("Dagster UI:")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -26,6 +26,7 @@ def backfill(
     end: dt.datetime | None = None,
     seed: int | None = None,
     progress: bool = True,
+    desc: str = "generate",
 ) -> dict:
     """Write the window and return a JSON-able summary (events per collection, seconds, events/s)."""
     now = dt.datetime.now(dt.UTC)
@@ -43,7 +44,7 @@ def backfill(
     store.load_state(db)  # a malformed state fails here, with one line, before the progress bar is drawn
     rate = float(rate if rate is not None else settings.events_per_minute)
     dimensions_written = store.ensure_dimensions(db, expected_dimensions(rate))
-    bar = tqdm(total=minutes, unit="min", desc="generate", disable=not progress, leave=False)
+    bar = tqdm(total=minutes, unit="min", desc=desc, disable=not progress, leave=False)
     done = [0]
 
     def on_batch(minutes_done: int, events: int) -> None:

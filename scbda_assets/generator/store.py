@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+from bson import encode as bson_encode
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -63,11 +65,18 @@ def ensure_indexes(db: Database) -> None:
 
 
 def insert_ignoring_duplicates(collection, docs: list[dict]) -> int:
-    """Unordered bulk insert; returns how many were new. Only duplicate-key errors are tolerated."""
+    """Unordered bulk insert; returns how many were new. Only duplicate-key errors are tolerated.
+
+    Documents without an ``_id`` go as pre-encoded BSON (``RawBSONDocument``): pymongo then skips its per-document
+    type checks and client-side ObjectId, and the server assigns the same kind of ``_id`` (an ObjectId) — about a
+    third less client CPU per event in a backfill (docs/generator.md). The dicts are left unchanged.
+    """
     if not docs:
         return 0
+    payload = [doc if "_id" in doc else RawBSONDocument(bson_encode(doc)) for doc in docs]
     try:
-        return len(collection.insert_many(docs, ordered=False).inserted_ids)
+        collection.insert_many(payload, ordered=False)
+        return len(payload)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         other = [e for e in errors if e.get("code") != 11000]

@@ -2,14 +2,17 @@
 
 Redis holds a contract-shaped snapshot (SPEC §10) with a full day of `kpi:history` (1440 runs, the worst case a
 refresh reads). "Read" is the one pipelined round trip of every key the app reads per refresh; "read + decode" adds
-JSON decoding into DataFrames. Page ready = navigation start until the KPI cards are visible, in a fresh page of a
-running `streamlit run dashboard/app.py` (the first load also compiles the app's imports).
+JSON decoding into DataFrames. Page ready = navigation start until the five KPI cards show their values; fully
+drawn = until the stockout table and all seven chart views are drawn too; both in a fresh page of a running
+`streamlit run dashboard/app.py`; one warm-up load (the server's first imports) is reported apart, then the median
+of five.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +26,7 @@ from scbda_assets.services.process import free_port, stop_pid
 from scbda_assets_tests.dashboard import snapshots
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 READS = 300
@@ -53,7 +56,8 @@ def run(ctx) -> list[dict]:
     for name in data.KPI_NAMES:
         client.persist(settings.redis_key(f"kpi:{name}"))
     snapshots.write_history(client, settings, now, runs=data.HISTORY_ENTRIES)
-    snapshots.write_regional_daily(client, settings, now)
+    snapshots.write_daily(client, settings, now)
+    snapshots.write_archive_status(client, settings, now)
     keys = len(data.snapshot_keys(settings))
     cache = data.HistoryCache()
     data.read_snapshot(client, settings, history=cache)  # the first refresh of a server reads the whole day
@@ -88,23 +92,28 @@ def _page_ready(settings) -> list[dict]:
         stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
-        samples = []
+        ready, drawn = [], []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for _ in range(PAGE_LOADS):
-                page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            for _ in range(PAGE_LOADS + 1):
+                page = browser.new_page(viewport={"width": 1500, "height": 4200})
                 started = time.perf_counter()
                 page.goto(f"http://127.0.0.1:{port}")
                 page.locator('[data-testid="stMetricValue"]').nth(4).wait_for(timeout=120_000)
-                samples.append(time.perf_counter() - started)
+                ready.append(time.perf_counter() - started)
+                page.locator('[data-testid="stDataFrame"]').nth(1).wait_for(timeout=120_000)
+                page.locator("canvas, svg.marks").nth(6).wait_for(timeout=120_000)
+                drawn.append(time.perf_counter() - started)
                 page.close()
             browser.close()
     finally:
         stop_pid(server.pid, 20)
     return [
-        _row("page ready, first load", samples[0], "s", "", "fresh server: includes the app's first imports"),
-        _row("page ready (median)", statistics.median(samples[1:]), "s", "<= 3",
-             f"median of {PAGE_LOADS - 1} further loads in new pages, until the 5 KPI cards are visible"),
+        _row("page ready, first load", ready[0], "s", "", "fresh server: includes the app's first imports"),
+        _row("page ready (median)", statistics.median(ready[1:]), "s", "<= 3",
+             f"median of {PAGE_LOADS} further loads in new pages, until the five KPI cards show their values"),
+        _row("page fully drawn (median)", statistics.median(drawn[1:]), "s", "",
+             "the same loads, until the stockout table and all seven chart views are drawn"),
     ]
 
 

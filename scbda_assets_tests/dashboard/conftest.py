@@ -61,9 +61,12 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
-        pytest.skip(f"headless Chromium not installed at {CHROMIUM} (install the Debian package: `make browser`)")
-    return CHROMIUM
+    """The Debian package's Chromium; a missing browser fails the browser tests with one line (never a skip)."""
+    path = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
+    if path is None:
+        pytest.fail("headless Chromium is not installed (`make browser` installs the Debian package `chromium`)",
+                    pytrace=False)
+    return path
 
 
 @pytest.fixture

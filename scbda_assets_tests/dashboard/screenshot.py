@@ -9,10 +9,11 @@ Uses the Debian `chromium` package (never downloads a browser).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 

@@ -18,7 +18,8 @@ def iso(moment: dt.datetime) -> str:
 
 
 def build(as_of: dt.datetime, seed: int = 7, overrides: dict | None = None) -> dict[str, dict]:
-    """The five KPI payloads for one run. ``overrides`` maps a (dc_id or sku_id) to replacement field values."""
+    """The five KPI payloads for one run (SPEC §9/§10 fields). ``overrides`` maps a (dc_id, sku_id, supplier_id or
+    region_id) to replacement field values."""
     rng = random.Random(seed)
     region_names = {r.region_id: r.region_name for r in REGIONS}
     inventory, risk = [], []
@@ -27,32 +28,43 @@ def build(as_of: dt.datetime, seed: int = 7, overrides: dict | None = None) -> d
             on_hand = rng.randint(200, 5000)
             demand = rng.uniform(50, 1500)
             days = on_hand / demand
+            horizon = rng.uniform(0.5, 5)
             severity = "critical" if days < 2 else "warning" if days < 7 else "ok"
             common = {"sku_id": sku.sku_id, "dc_id": dc.dc_id, "product_name": sku.product_name,
                       "category": sku.category, "dc_name": dc.dc_name, "region_id": dc.region_id,
                       "on_hand_qty": on_hand}
             inventory.append({**common, "avg_on_hand_qty": on_hand * 1.02, "safety_stock": 400, "reorder_point": 900,
-                              "below_safety_stock": on_hand < 400})
-            risk.append({**common, "demand_per_day": round(demand, 2), "days_to_stockout": round(days, 3),
-                         "severity": severity})
+                              "below_safety_stock": on_hand < 400, "days_of_cover": round(days, 3)})
+            risk.append({**common, "on_order_qty": rng.choice([0, 0, 2000]), "demand_per_day": round(demand, 2),
+                         "demand_stddev_per_day": round(demand * 0.2, 2), "live_demand_per_day": round(demand * 1.1, 2),
+                         "history_days": 7, "days_to_stockout": round(days, 3),
+                         "projected_stockout_ts": iso(as_of + dt.timedelta(days=days)),
+                         "next_receipt_ts": iso(as_of + dt.timedelta(days=horizon)) if rng.random() < 0.6 else None,
+                         "horizon_days": round(horizon, 3),
+                         "stockout_probability": round(min(1.0, horizon / max(days, 0.01) / 2), 4),
+                         "stockout_before_receipt": days < horizon, "severity": severity})
     utilization = []
     for dc, value in zip(DCS, (0.62, 0.87, 0.93, 0.55, 0.71)):
         status = "critical" if value >= 0.90 else "high" if value > 0.85 else "ok"
-        utilization.append({"dc_id": dc.dc_id, "dc_name": dc.dc_name, "region_id": dc.region_id, "city": dc.city,
-                            "latitude": dc.latitude, "longitude": dc.longitude, "volume_m3": dc.capacity_m3 * value,
+        inbound = dc.capacity_m3 * 0.04
+        utilization.append({"dc_id": dc.dc_id, "dc_name": dc.dc_name, "volume_m3": dc.capacity_m3 * value,
                             "capacity_m3": dc.capacity_m3, "utilization": value, "status": status,
-                            "over_threshold": value > 0.85})
+                            "over_threshold": value > 0.85, "inbound_m3": inbound,
+                            "projected_utilization": value + 0.04})
     suppliers = []
     for supplier in SUPPLIERS:
-        received = rng.randint(3, 30)
+        received = 0 if supplier.supplier_id == "SUP-IMPORT-001" else rng.randint(3, 30)
         suppliers.append({"supplier_id": supplier.supplier_id, "supplier_name": supplier.supplier_name,
-                          "supplier_type": supplier.supplier_type, "reliability_score": supplier.reliability_score,
                           "shipments_created": rng.randint(3, 30),
                           "avg_planned_lead_time_days": supplier.avg_lead_time_days,
                           "stddev_planned_lead_time_days": supplier.lead_time_stddev_days,
                           "shipments_received": received,
-                          "avg_actual_lead_time_days": supplier.avg_lead_time_days * 1.1,
-                          "on_time_rate": supplier.reliability_score - 0.05})
+                          "avg_actual_lead_time_days": supplier.avg_lead_time_days * 1.1 if received else None,
+                          "stddev_actual_lead_time_days": supplier.lead_time_stddev_days * 1.2 if received else None,
+                          "on_time_rate": supplier.reliability_score - 0.05 if received else None,
+                          "avg_delay_days": 0.3 if received else None, "in_transit": rng.randint(1, 6),
+                          "overdue": rng.randint(0, 2), "created_30m": rng.randint(0, 2),
+                          "received_30m": rng.randint(0, 2)})
     regional = []
     for region in REGIONS:
         requested = rng.randint(5000, 20000)
@@ -62,17 +74,18 @@ def build(as_of: dt.datetime, seed: int = 7, overrides: dict | None = None) -> d
         regional.append({"region_id": region.region_id, "region_name": region_names[region.region_id],
                          "orders": orders, "units_requested": requested, "units_fulfilled": fulfilled,
                          "fill_rate": fulfilled / requested, "revenue": revenue,
-                         "lost_revenue": (requested - fulfilled) * 700.0, "avg_order_value": revenue / orders})
+                         "lost_revenue": (requested - fulfilled) * 700.0, "avg_order_value": revenue / orders,
+                         "orders_in_full": int(orders * 0.9), "order_fill_rate": 0.9})
     for rows in (inventory, risk, utilization, suppliers, regional):
         for row in rows:
             for key, fields in (overrides or {}).items():
                 if key in (row.get("dc_id"), row.get("sku_id"), row.get("supplier_id"), row.get("region_id")):
-                    row.update({k: v for k, v in fields.items() if k in row})
-    header = {"as_of": iso(as_of), "window_minutes": WINDOW}
+                    row.update(fields)
+    header = {"as_of": iso(as_of), "data_until": iso(as_of), "window_minutes": WINDOW}
     return {
         "inventory_level": {**header, "rows": inventory},
         "stockout_risk": {**header, "rows": risk, "alert_count": sum(r["severity"] != "ok" for r in risk)},
-        "supplier_performance": {**header, "window_minutes": 30, "rows": suppliers},
+        "supplier_performance": {**header, "history_days": 30, "rows": suppliers},
         "dc_utilization": {**header, "rows": utilization},
         "regional_fulfillment": {**header, "rows": regional},
     }
@@ -99,14 +112,47 @@ def write_history(client, settings: Settings, end: dt.datetime, runs: int, seed:
         }, maxlen=1440, approximate=True)
 
 
-def write_regional_daily(client, settings: Settings, as_of: dt.datetime, seed: int = 5) -> None:
+def write_daily(client, settings: Settings, as_of: dt.datetime, days: int = 30, seed: int = 5) -> dict:
+    """``history:daily``: per region and per supplier, one row per UTC day for the last ``days`` days."""
     rng = random.Random(seed)
-    rows = []
-    for day in range(7, 0, -1):
+    regions, suppliers = [], []
+    for day in range(days, 0, -1):
         date = (as_of - dt.timedelta(days=day)).date().isoformat()
         for region in REGIONS:
-            rows.append({"date": date, "region_id": region.region_id, "region_name": region.region_name,
-                         "orders": rng.randint(100000, 300000), "revenue": rng.uniform(5e8, 2e9),
-                         "fill_rate": rng.uniform(0.93, 0.99)})
-    client.set(settings.redis_key("history:regional_daily"),
-               json.dumps({"as_of": iso(as_of), "days": 7, "rows": rows}))
+            requested = rng.randint(300000, 900000)
+            fulfilled = int(requested * rng.uniform(0.93, 0.99))
+            orders = requested // 3
+            revenue = fulfilled * 700.0
+            regions.append({"date": date, "region_id": region.region_id, "region_name": region.region_name,
+                            "orders": orders, "units_requested": requested, "units_fulfilled": fulfilled,
+                            "fill_rate": fulfilled / requested, "revenue": revenue,
+                            "lost_revenue": (requested - fulfilled) * 700.0, "avg_order_value": revenue / orders,
+                            "orders_in_full": int(orders * 0.92), "order_fill_rate": 0.92})
+        for supplier in SUPPLIERS:
+            received = rng.randint(0, 8)
+            suppliers.append({"date": date, "supplier_id": supplier.supplier_id, "shipments_received": received,
+                              "on_time_rate": rng.uniform(0.7, 1.0) if received else None,
+                              "avg_actual_lead_time_days": supplier.avg_lead_time_days * rng.uniform(0.9, 1.3)
+                              if received else None})
+    document = {"as_of": iso(as_of), "regions": regions, "suppliers": suppliers}
+    client.set(settings.redis_key("history:daily"), json.dumps(document))
+    return document
+
+
+def write_archive_status(client, settings: Settings, as_of: dt.datetime) -> dict:
+    document = {
+        "collections": {
+            "orders_fact": {"documents": 4_123_456, "bytes": 1_234_567_890, "oldest_event": iso(as_of - dt.timedelta(days=2)),
+                            "newest_event": iso(as_of - dt.timedelta(hours=2))},
+            "shipments_fact": {"documents": 1_234, "bytes": 345_678, "oldest_event": iso(as_of - dt.timedelta(days=2)),
+                               "newest_event": iso(as_of - dt.timedelta(hours=3))},
+            "inventory_fact": {"documents": 140_000, "bytes": 23_456_789,
+                               "oldest_event": iso(as_of - dt.timedelta(days=2)),
+                               "newest_event": iso(as_of - dt.timedelta(hours=2))},
+        },
+        "last_runs": [{"started_at": iso(as_of - dt.timedelta(minutes=m)), "seconds": 12.5, "documents": 250_000,
+                       "bytes": 80_000_000, "mb_per_s": 6.4} for m in (3, 13)],
+        "incomplete_batches": [],
+    }
+    client.set(settings.redis_key("archive:status"), json.dumps(document))
+    return document

@@ -18,7 +18,8 @@ def test_contract_snapshot_decodes_every_key(redis_client, settings):
     payloads = snapshots.build(NOW)
     snapshots.write(redis_client, settings, payloads, NOW)
     snapshots.write_history(redis_client, settings, NOW, runs=30)
-    snapshots.write_regional_daily(redis_client, settings, NOW)
+    daily = snapshots.write_daily(redis_client, settings, NOW)
+    archive = snapshots.write_archive_status(redis_client, settings, NOW)
 
     snap = data.read_snapshot(redis_client, settings, now=NOW + dt.timedelta(seconds=5))
 
@@ -26,10 +27,18 @@ def test_contract_snapshot_decodes_every_key(redis_client, settings):
     assert snap.last_update == NOW
     assert len(snap.kpis["inventory_level"].rows) == 50
     assert snap.kpis["stockout_risk"].alert_count == payloads["stockout_risk"]["alert_count"]
-    assert snap.kpis["supplier_performance"].window_minutes == 30
+    assert snap.kpis["supplier_performance"].history_days == 30 and snap.data_until == NOW
+    risk = snap.kpis["stockout_risk"].rows
+    assert risk["stockout_probability"].notna().all() and risk["next_receipt_ts"].str.len().gt(0).any()
+    assert snap.kpis["dc_utilization"].rows["inbound_m3"].notna().all()
+    # the DC rows carry no geography: the map's coordinates and the region filter come from the reference data
+    assert snap.kpis["dc_utilization"].rows.set_index("dc_id").loc["DC-KHI", ["region_id", "latitude"]].tolist() == [
+        "PK-SINDH", 24.86]
+    assert len(snap.daily.regions) == len(daily["regions"]) == 120 and len(snap.daily.suppliers) == 120
+    assert list(snap.archive.collections["collection"]) == list(archive["collections"])
+    assert snap.archive.last_runs["mb_per_s"].tolist() == [6.4, 6.4] and snap.archive.incomplete_batches == ()
     assert len(snap.history) == 30 and snap.history["as_of"].is_monotonic_increasing
     assert snap.history["fill_rate"].isna().sum() == 1  # "" in the stream is a null, not zero
-    assert len(snap.regional_daily.rows) == 28
     assert data.age_seconds(snap) == 5 and not data.is_stale(snap)
 
 
@@ -42,7 +51,7 @@ def test_headline_matches_the_rows(redis_client, settings):
 
     assert h.total_on_hand == sum(r["on_hand_qty"] for r in payloads["inventory_level"]["rows"])
     assert h.stockout_alerts == payloads["stockout_risk"]["alert_count"] > 0
-    suppliers = payloads["supplier_performance"]["rows"]
+    suppliers = [r for r in payloads["supplier_performance"]["rows"] if r["shipments_received"]]
     received = sum(r["shipments_received"] for r in suppliers)
     assert h.on_time_rate == pytest.approx(sum(r["on_time_rate"] * r["shipments_received"] for r in suppliers) / received)
     assert h.avg_utilization == pytest.approx(sum(r["utilization"] for r in payloads["dc_utilization"]["rows"]) / 5)
@@ -87,11 +96,100 @@ def test_missing_keys_are_none_never_zero_and_empty_redis_is_empty(redis_client,
     assert data.is_stale(partial)  # KPI data but no completion time: not presented as fresh
 
 
-@pytest.mark.parametrize(("age", "stale"), [(0, False), (89, False), (90, False), (91, True), (3600, True)])
-def test_stale_after_90_seconds(redis_client, settings, age, stale):
+@pytest.mark.parametrize(("age", "stale"), [(0, False), (179, False), (180, False), (181, True), (3600, True)])
+def test_stale_after_three_minutes_of_data(redis_client, settings, age, stale):
     snapshots.write(redis_client, settings, snapshots.build(NOW), NOW)
     snap = data.read_snapshot(redis_client, settings, now=NOW + dt.timedelta(seconds=age))
     assert data.is_stale(snap) is stale
+
+
+def test_staleness_is_measured_from_data_until_not_the_run(redis_client, settings):
+    payloads = snapshots.build(NOW)
+    for payload in payloads.values():  # the runs go on, but the generator stopped 10 minutes ago
+        payload["data_until"] = snapshots.iso(NOW - dt.timedelta(minutes=10))
+    snapshots.write(redis_client, settings, payloads, NOW)
+    snap = data.read_snapshot(redis_client, settings, now=NOW + dt.timedelta(seconds=5))
+    assert data.age_seconds(snap) == 5 and data.data_age_seconds(snap) == 605 and data.is_stale(snap)
+
+
+def test_previous_period_comes_from_the_run_one_window_earlier(redis_client, settings):
+    snapshots.write(redis_client, settings, snapshots.build(NOW), NOW)
+    for minutes, on_hand in ((16, "900"), (15, "1000"), (14, "1100"), (1, "5")):
+        redis_client.xadd(settings.redis_key("kpi:history"), {
+            "as_of": snapshots.iso(NOW - dt.timedelta(minutes=minutes)), "total_on_hand": on_hand, "revenue": "",
+            "avg_on_time_rate": "0.9" if minutes == 16 else ""})
+    snap = data.read_snapshot(redis_client, settings, now=NOW)
+    before, period = data.previous_period(snap)
+    assert period == "15 min" and before["total_on_hand"] == 1000.0
+    assert before["revenue"] is None  # no value in the history: no change shown, never "against zero"
+    assert before["on_time_rate"] is None  # the supplier card compares with 24 h earlier, not in this history
+    assert data.previous_period(snap, data.Filters(regions=("PK-SINDH",)))[0]["total_on_hand"] is None
+
+
+def test_daily_totals_over_regions_and_suppliers():
+    daily = data.DailyHistory(
+        as_of=NOW,
+        regions=data.rows_frame(data.DAILY_REGIONS, [
+            {"date": "2026-11-20", "region_id": "PK-SINDH", "orders": 10, "revenue": 100.0, "lost_revenue": 5.0,
+             "units_requested": 100, "units_fulfilled": 90},
+            {"date": "2026-11-20", "region_id": "PK-CAPITAL", "orders": 5, "revenue": 50.0, "lost_revenue": 0.0,
+             "units_requested": 50, "units_fulfilled": 50},
+            {"date": "2026-11-21", "region_id": "PK-SINDH", "orders": 1, "revenue": 1.0, "lost_revenue": 0.0,
+             "units_requested": 0, "units_fulfilled": 0},
+            {"date": "2026-11-10", "region_id": "PK-SINDH", "orders": 7, "revenue": 7.0, "lost_revenue": 0.0,
+             "units_requested": 7, "units_fulfilled": 7}]),
+        suppliers=data.rows_frame(data.DAILY_SUPPLIERS, [
+            {"date": "2026-11-21", "supplier_id": "A", "shipments_received": 3, "on_time_rate": 1.0,
+             "avg_actual_lead_time_days": 2.0},
+            {"date": "2026-11-21", "supplier_id": "B", "shipments_received": 1, "on_time_rate": 0.0,
+             "avg_actual_lead_time_days": 6.0},
+            {"date": "2026-11-21", "supplier_id": "C", "shipments_received": 0}]))
+    week = data.daily_regions(daily, 7, today=dt.date(2026, 11, 22))
+    assert week["orders"].tolist() == [15, 1] and week["revenue"].tolist() == [150.0, 1.0]
+    assert week["fill_rate"].iloc[0] == pytest.approx(140 / 150) and week["fill_rate"].isna().iloc[1]
+    assert len(data.daily_regions(daily, 30, today=dt.date(2026, 11, 22))) == 3
+    sindh = data.daily_regions(daily, 7, data.Filters(regions=("PK-SINDH",)), today=dt.date(2026, 11, 22))
+    assert sindh["orders"].tolist() == [10, 1]
+    suppliers = data.daily_suppliers(daily, 7, today=dt.date(2026, 11, 22))
+    assert suppliers["shipments_received"].tolist() == [4]
+    assert suppliers["on_time_rate"].iloc[0] == pytest.approx(0.75)
+    assert suppliers["avg_actual_lead_time_days"].iloc[0] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("value", ['{"as_of": "x"}', '[1, 2]', '{broken', '{"regions": "nope", "suppliers": 3}'])
+def test_daily_history_that_cannot_be_read_is_named_not_drawn(redis_client, settings, value):
+    snapshots.write(redis_client, settings, snapshots.build(NOW), NOW)
+    redis_client.set(settings.redis_key("history:daily"), value)
+    snap = data.read_snapshot(redis_client, settings, now=NOW)
+    assert snap.daily is None and snap.malformed == ("history:daily",)
+
+
+def test_archive_status_is_decoded_tolerantly(redis_client, settings):
+    redis_client.set(settings.redis_key("archive:status"), json.dumps({
+        "collections": {"orders_fact": {"documents": "many", "bytes": 10, "oldest_event": "not a time"},
+                        "shipments_fact": None},
+        "last_runs": [{"started_at": "2026-11-22T09:00:00+00:00", "seconds": 2, "mb_per_s": 4.5}, "junk"],
+        "incomplete_batches": [{"batch_id": "b-1"}, "b-2"]}))
+    status = data.read_snapshot(redis_client, settings, now=NOW).archive
+    assert status.collections["collection"].tolist() == ["orders_fact", "shipments_fact"]
+    assert status.collections["documents"].isna().all() and status.collections["oldest_event"].tolist() == ["", ""]
+    assert status.last_runs["started_at"].tolist() == ["2026-11-22 09:00 UTC"]
+    assert status.incomplete_batches == ("b-1", "b-2")
+    redis_client.set(settings.redis_key("archive:status"), "[]")
+    assert data.read_snapshot(redis_client, settings, now=NOW).malformed == ("archive:status",)
+
+
+def test_supplier_scorecard_says_why_there_is_no_receipt():
+    frame = data.rows_frame("supplier_performance", [
+        {"supplier_id": "SUP-IMPORT-001", "supplier_name": "Global", "shipments_created": 3, "shipments_received": 0,
+         "avg_planned_lead_time_days": 6.6, "in_transit": 3},
+        {"supplier_id": "SUP-REGIONAL-001", "supplier_name": "Oil", "shipments_created": 0, "shipments_received": 0,
+         "in_transit": 0},
+        {"supplier_id": "SUP-LOCAL-001", "supplier_name": "National", "shipments_created": 4,
+         "shipments_received": 2, "on_time_rate": 1.0}])
+    notes = dict(zip(data.supplier_scorecard(frame)["supplier_id"], data.supplier_scorecard(frame)["note"]))
+    assert notes == {"SUP-IMPORT-001": "no receipt yet: lead time ~7 d", "SUP-REGIONAL-001": "no shipment in the window",
+                     "SUP-LOCAL-001": ""}
 
 
 def test_malformed_values_are_named_and_skipped(redis_client, settings):
@@ -179,3 +277,16 @@ def test_history_cache_keeps_at_most_its_limit(redis_client, settings):
     snapshots.write_history(redis_client, settings, NOW + dt.timedelta(hours=1), runs=2)
     history = data.read_snapshot(redis_client, settings, now=NOW, history=cache).history
     assert len(history) == 5 and history["as_of"].iloc[-1] == NOW + dt.timedelta(hours=1, minutes=-1)
+
+
+def test_thin_keeps_the_newest_run_and_at_most_the_limit():
+    history = data._history([])
+    assert data.thin(history).empty
+    import pandas as pd
+
+    runs = pd.DataFrame({"as_of": pd.date_range("2026-11-22", periods=1440, freq="min", tz="UTC"),
+                         "revenue": range(1440)})
+    thinned = data.thin(runs)
+    assert len(thinned) <= 288 and thinned["revenue"].iloc[-1] == 1439
+    assert thinned["as_of"].is_monotonic_increasing
+    assert data.thin(runs.head(100)).equals(runs.head(100))
