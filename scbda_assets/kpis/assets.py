@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from scbda_assets.kpis.compute import HEADLINE_OF, KPI_NAMES, KPIS, alert_count
-from scbda_assets.kpis.refresh import RefreshOutcome, open_spark, parse_as_of, run_refresh
+from scbda_assets.kpis.refresh import RefreshOutcome, open_spark, parse_as_of, run_refresh, wall_clock
 from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
 ASSET_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(f"kpi_{name}") for name in KPI_NAMES}
@@ -57,7 +57,7 @@ def kpis(
 ):
     """Compute the selected KPIs in one Spark session and write them to Redis in one transaction."""
     names = tuple(name for name in KPI_NAMES if ASSET_KEYS[name] in context.selected_asset_keys)
-    as_of = parse_as_of(config.as_of)
+    as_of = parse_as_of(config.as_of, now=wall_clock())
     spark = open_spark(pyspark.spark_config, lambda: pyspark.spark_session)
     outcome = run_refresh(
         db=mongo.database(),
@@ -67,6 +67,7 @@ def kpis(
         ttl_seconds=settings.get().kpi_ttl_seconds,
         names=names,
         key=redis.key,
+        clock=wall_clock,
     )
     context.log.info(f"KPIs {', '.join(names)} as of {as_of.isoformat()} in {outcome.seconds:.2f} s")
     for name in names:

@@ -94,13 +94,14 @@ def alert_count(stockout_rows: list[dict]) -> int:
 
 
 def compute_kpis(
-    db: Database, spark, as_of: dt.datetime, names: tuple[str, ...] = KPI_NAMES, *, orders_from: str = "rollup"
+    db: Database, spark, as_of: dt.datetime, names: tuple[str, ...] = KPI_NAMES, *, now: dt.datetime,
+    orders_from: str = "rollup",
 ) -> KpiRun:
     """The requested KPIs at as-of time ``as_of`` (tz-aware), in one Spark session.
 
     ``orders_from="rollup"`` (default) reads order sums from the minute rollup when it covers the window (folding in
     new orders first), ``"facts"`` always aggregates ``orders_fact`` directly (the reference, and the benchmark's
-    comparison)."""
+    comparison). ``now`` is the wall time (the rollup seals ingest minutes by it); a fixed-date caller passes T."""
     unknown = sorted(set(names) - set(KPIS))
     if unknown:
         raise ValueError(f"unknown KPI {unknown[0]!r}: expected one of {', '.join(KPI_NAMES)}")
@@ -117,7 +118,7 @@ def compute_kpis(
     seconds: dict[str, float] = {}
     use_rollup = False
     if orders_from == "rollup" and any(name == "orders" for name, _ in keys):
-        folded = rollup.fold_new_orders(db)
+        folded = rollup.fold_new_orders(db, now=now)
         seconds["orders_rollup_fold"] = time.perf_counter() - started
         windows = [minutes for name, minutes in keys if name == "orders"]
         use_rollup = all(rollup.covers(folded, as_of - dt.timedelta(minutes=m)) for m in windows)

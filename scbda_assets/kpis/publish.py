@@ -35,10 +35,10 @@ def publish_snapshot(
     as_of: dt.datetime,
     ttl_seconds: int,
     key: Callable[[str], str] = lambda name: name,
-    completed_at: dt.datetime | None = None,
+    completed_at: dt.datetime,
 ) -> dict[str, str]:
     """Write the run atomically; returns {redis key: ISO time} of what was written (for logs and metadata)."""
-    completed = iso(completed_at or dt.datetime.now(dt.UTC))
+    completed = iso(completed_at)
     values = {key(kpi_key(name)): json.dumps(result.payload(), separators=(",", ":"), allow_nan=False)
               for name, result in results.items()}
     values[key(LAST_UPDATE_KEY)] = completed

@@ -29,6 +29,11 @@ SPARK_CONNECT_RETRIES = 4
 SPARK_CONNECT_MAX_BACKOFF_MS = 2000
 
 
+def wall_clock() -> dt.datetime:
+    """The one wall-clock read of the KPI code; entry points (asset, CLI, bench) pass it down as ``clock``/``now``."""
+    return dt.datetime.now(dt.UTC)
+
+
 @dataclasses.dataclass(frozen=True)
 class RefreshOutcome:
     run: KpiRun
@@ -53,10 +58,10 @@ class RefreshOutcome:
         }
 
 
-def parse_as_of(value: str | dt.datetime | None) -> dt.datetime:
-    """As-of time T: an ISO 8601 string or datetime (no offset = UTC), default now."""
+def parse_as_of(value: str | dt.datetime | None, *, now: dt.datetime) -> dt.datetime:
+    """As-of time T: an ISO 8601 string or datetime (no offset = UTC), default ``now``."""
     if value is None or value == "":
-        return dt.datetime.now(dt.UTC)
+        return now
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -75,12 +80,14 @@ def run_refresh(
     names: tuple[str, ...] = KPI_NAMES,
     key: Callable[[str], str] = lambda name: name,
     orders_from: str = "rollup",
+    clock: Callable[[], dt.datetime],
 ) -> RefreshOutcome:
+    """``clock`` gives the wall time (rollup sealing, completion stamp); a fixed-date caller returns T from it."""
     started = time.perf_counter()
     with service_errors(db=db, redis_client=redis_client):
-        run = compute_kpis(db, spark, as_of, names, orders_from=orders_from)
+        run = compute_kpis(db, spark, as_of, names, now=clock(), orders_from=orders_from)
         headline = headline_numbers(run.results)
-        completed_at = dt.datetime.now(dt.UTC)
+        completed_at = clock()
         written = publish_snapshot(redis_client, run.results, headline, as_of=as_of, ttl_seconds=ttl_seconds,
                                    key=key, completed_at=completed_at)
     return RefreshOutcome(run, headline, time.perf_counter() - started, completed_at, tuple(written))
@@ -144,11 +151,12 @@ def open_spark(spark_config: dict, session_factory: Callable[[], object]):
     return session
 
 
-def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None) -> dict:
+def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None,
+                      clock: Callable[[], dt.datetime] = wall_clock) -> dict:
     """`scbda kpis`: compute the five KPIs at ``as_of`` (default now), write Redis, return a JSON-able summary."""
     from scbda_assets.resources import build_resources
 
-    moment = parse_as_of(as_of)
+    moment = parse_as_of(as_of, now=clock())
     resources = build_resources(settings)
     mongo, cache, pyspark = resources["mongo"], resources["redis"], resources["pyspark"]
     try:
@@ -156,7 +164,7 @@ def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None) ->
         db, redis_client = mongo.database(), cache.client()
         spark = open_spark(pyspark.spark_config, lambda: pyspark.spark_session)
         outcome = run_refresh(db=db, spark=spark, redis_client=redis_client, as_of=moment,
-                              ttl_seconds=settings.kpi_ttl_seconds, key=cache.key)
+                              ttl_seconds=settings.kpi_ttl_seconds, key=cache.key, clock=clock)
     finally:
         for resource in (mongo, cache, pyspark):
             resource.teardown_after_execution(None)

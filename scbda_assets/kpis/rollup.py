@@ -93,9 +93,8 @@ def window_pipeline(start: dt.datetime, end: dt.datetime) -> list[dict]:
     return pipeline + pushdown.per_pair_orders(pushdown.order_sums_of_partials())
 
 
-def fold_new_orders(db: Database, now: dt.datetime | None = None) -> dict:
-    """Bring the rollup up to date (steps 1–3 above); returns what it did, for logs and the benchmark."""
-    now = now or dt.datetime.now(dt.UTC)
+def fold_new_orders(db: Database, *, now: dt.datetime) -> dict:
+    """Bring the rollup up to date (steps 1–3 above) at wall time ``now``; returns what it did (logs, benchmark)."""
     state = db[ROLLUP].find_one({"_id": STATE_ID}) or {}
     since, covered_from = _utc(state.get("watermark")), _utc(state.get("covered_from"))
     restart = floor_minute(now - RESTART_BACK)

@@ -22,7 +22,7 @@ import redis
 
 from scbda_assets.kpis import rollup
 from scbda_assets.kpis.compute import KPI_NAMES
-from scbda_assets.kpis.refresh import open_spark, run_refresh
+from scbda_assets.kpis.refresh import open_spark, run_refresh, wall_clock
 from scbda_assets.resources import spark_config
 from scbda_assets.settings import Settings
 
@@ -74,7 +74,8 @@ def _bench_rate(settings: Settings, label: str, rate: float) -> list[dict]:
     def refresh(as_of, orders_from):
         started = time.perf_counter()
         outcome = run_refresh(db=db, spark=spark, redis_client=cache, as_of=as_of, orders_from=orders_from,
-                              ttl_seconds=settings.kpi_ttl_seconds, names=KPI_NAMES, key=settings.redis_key)
+                              ttl_seconds=settings.kpi_ttl_seconds, names=KPI_NAMES, key=settings.redis_key,
+                              clock=wall_clock)
         assert cache.exists(*[settings.redis_key(f"kpi:{name}") for name in KPI_NAMES]) == len(KPI_NAMES)
         assert outcome.run.orders_from == orders_from, outcome.run.orders_from
         return time.perf_counter() - started, outcome
@@ -178,12 +179,12 @@ def _live_minute_folds(db, end: dt.datetime, minutes: int = 3) -> list[float]:
                                            {"_id": 0}))
     seconds = []
     for i in range(minutes):
-        rollup.fold_new_orders(db)
+        rollup.fold_new_orders(db, now=dt.datetime.now(dt.UTC))
         now = dt.datetime.now(dt.UTC)
         db.orders_fact.insert_many([{**doc, "order_id": f"{doc['order_id']}-live{i}", "ingested_at": now}
                                     for doc in last_minute], ordered=False)
         started = time.perf_counter()
-        rollup.fold_new_orders(db)
+        rollup.fold_new_orders(db, now=dt.datetime.now(dt.UTC))
         seconds.append(time.perf_counter() - started)
     return seconds
 

@@ -15,7 +15,7 @@ ATTA, MILK = "SKU-STAPLE-001", "SKU-DAIRY-001"
 
 
 def rows(db, spark, *names, as_of=T):
-    run = compute_kpis(db, spark, as_of, names or KPI_NAMES)
+    run = compute_kpis(db, spark, as_of, names or KPI_NAMES, now=as_of)
     return {name: result.rows for name, result in run.results.items()}
 
 
@@ -110,7 +110,7 @@ def test_stockout_uses_requested_demand_and_severity_thresholds(kpi_db, spark):
         if requested:
             kpi_db.orders_fact.insert_one(order(f"o{i}", sku, LHE, minutes_before(3), requested, fulfilled))
     kpi_db.orders_fact.insert_one(order("o-no-snapshot", "SKU-BEV-001", LHE, minutes_before(3), 50))
-    run = compute_kpis(kpi_db, spark, T, ("stockout_risk",))
+    run = compute_kpis(kpi_db, spark, T, ("stockout_risk",), now=T)
     risk = by(run.results["stockout_risk"].rows, "sku_id")
     assert set(risk) == set(cases)  # a pair with orders but no snapshot has no row
     for sku, (_, requested, _, days, severity) in cases.items():
@@ -232,7 +232,7 @@ def test_headline_numbers_of_a_run(kpi_db, spark):
                                        snapshot("b", MILK, KHI, 0, minutes_before(1))])
     kpi_db.orders_fact.insert_many([order("o1", MILK, KHI, minutes_before(2), requested=4, fulfilled=0, value=0.0),
                                     order("o2", ATTA, KHI, minutes_before(2), requested=4, fulfilled=4, value=80.0)])
-    run = compute_kpis(kpi_db, spark, T)
+    run = compute_kpis(kpi_db, spark, T, now=T)
     numbers = headline_numbers(run.results)
     assert numbers["total_on_hand"] == 100 and numbers["stockout_alerts"] == 2
     assert numbers["revenue"] == 80.0 and numbers["fill_rate"] == 0.5
@@ -242,6 +242,6 @@ def test_headline_numbers_of_a_run(kpi_db, spark):
 
 def test_unknown_kpi_name_and_naive_as_of_are_rejected(kpi_db, spark):
     with pytest.raises(ValueError, match="unknown KPI 'nope'"):
-        compute_kpis(kpi_db, spark, T, ("nope",))
+        compute_kpis(kpi_db, spark, T, ("nope",), now=T)
     with pytest.raises(ValueError, match="timezone-aware"):
-        compute_kpis(kpi_db, spark, T.replace(tzinfo=None))
+        compute_kpis(kpi_db, spark, T.replace(tzinfo=None), now=T)
