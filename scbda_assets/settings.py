@@ -43,6 +43,7 @@ class Settings:
     spark_port: int
     dagster_port: int
     dashboard_port: int
+    supplier_window_days: int = 30
 
     @property
     def dagster_home(self) -> Path:
@@ -190,6 +191,7 @@ _VARIABLES: dict[str, tuple[str, Callable, object]] = {
     "SCBDA_SPARK_PORT": ("spark_port", _PORT, 15012),
     "SCBDA_DAGSTER_PORT": ("dagster_port", _PORT, 3000),
     "SCBDA_DASHBOARD_PORT": ("dashboard_port", _PORT, 8501),
+    "SCBDA_SUPPLIER_WINDOW_DAYS": ("supplier_window_days", _number(int, 1, 30, "whole days 1-30"), 30),
 }
 
 VARIABLE_NAMES = frozenset(_VARIABLES)
