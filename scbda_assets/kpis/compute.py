@@ -56,10 +56,11 @@ _INPUTS = {
     "dcs": ("dcs_dim", None),
     "skus": ("skus_dim", None),
     "suppliers": ("suppliers_dim", None),
-    "demand": ("orders_fact", HISTORY),
-    "daily_demand": ("orders_fact", HISTORY),
-    "covered_days": ("orders_fact", HISTORY),
-    "shipments": ("shipments_fact", HISTORY),
+    # history inputs: the asset that holds them (the history layer, ``scbda_assets.history.assets``)
+    "demand": ("orders_hourly", HISTORY),
+    "daily_demand": ("orders_hourly", HISTORY),
+    "covered_days": ("orders_hourly", HISTORY),
+    "shipments": ("shipments_history", HISTORY),
 }
 _HISTORY_SCHEMAS = {
     "demand": pa.schema([("sku_id", pa.string()), ("dc_id", pa.string()), ("units_requested", pa.int64())]),

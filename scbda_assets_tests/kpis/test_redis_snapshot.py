@@ -58,7 +58,7 @@ def test_key_prefix_applies_to_every_key(kpi_db, redis_client, spark_settings):
     prefixed = Settings.from_env({**spark_settings.to_env(), "SCBDA_KEY_PREFIX": "blue:"})
     refresh_kpis_once(prefixed, as_of=T, clock=lambda: T)
     keys = {key.decode() for key in redis_client.keys("*")}
-    assert keys == {f"blue:{key}" for key in [*ALL_KEYS, HISTORY_KEY]}
+    assert keys == {f"blue:{key}" for key in [*ALL_KEYS, HISTORY_KEY, "history:daily"]}
 
 
 def test_history_stream_is_capped(redis_client):

@@ -59,7 +59,7 @@ def test_late_order_into_an_already_rolled_minute_is_counted_once(mongo_db):
         (_naive(minute), 2), (_naive(minute + 7 * rollup.MINUTE), 1)]
     window = _from_rollup(mongo_db, minutes_before(15), T)
     assert window[(ATTA, KHI)] == {"orders": 3, "units_requested": 9, "units_fulfilled": 9, "revenue": 90.0,
-                                   "lost_revenue": 0.0}
+                                   "lost_revenue": 0.0, "orders_in_full": 3}
     assert window == _direct(mongo_db, minutes_before(15), T)
 
 
@@ -93,7 +93,7 @@ def test_malformed_orders_are_skipped_by_the_rollup(mongo_db):
     rollup.fold_new_orders(mongo_db, now=T)
     window = _from_rollup(mongo_db, minutes_before(15), T)
     assert window == {(ATTA, KHI): {"orders": 1, "units_requested": 2, "units_fulfilled": 2, "revenue": 10.0,
-                                    "lost_revenue": 0.0}}
+                                    "lost_revenue": 0.0, "orders_in_full": 1}}
     assert window == _direct(mongo_db, minutes_before(15), T)
 
 
