@@ -75,8 +75,9 @@ def is_past(as_of: dt.datetime, now: dt.datetime) -> bool:
 def is_session_closed(error: BaseException) -> bool:
     """A Spark Connect session the server closed (idle timeout, restart) or that was stopped."""
     text = f"{type(error).__name__}: {error}"
-    return any(marker in text for marker in ("SESSION_CLOSED", "INVALID_HANDLE", "SESSION_NOT_FOUND",
-                                             "closed channel", "Cannot invoke RPC"))
+    markers = ("SESSION_CLOSED", "INVALID_HANDLE", "SESSION_NOT_FOUND", "NO_ACTIVE_SESSION", "closed channel",
+               "Cannot invoke RPC")
+    return any(marker in text for marker in markers)
 
 
 class SparkHandle:
