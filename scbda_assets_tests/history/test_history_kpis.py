@@ -10,6 +10,7 @@ import pytest
 
 from scbda_assets.archive.protocol import archive_range
 from scbda_assets.domain.reference import DIMENSIONS, dimension_documents
+from scbda_assets.history.daily import daily_history
 from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.kpis.compute import KPI_NAMES, compute_kpis
 from scbda_assets_tests.history import scenario
@@ -30,6 +31,51 @@ def _compare(run, facts, as_of=T):
             for field in want:
                 assert _same(got[field], want[field], field), (name, field, got, want)
     return expected
+
+
+def _reference_daily(facts, as_of=T, days=30):
+    """history:daily from the raw documents, in plain Python."""
+    from collections import defaultdict
+
+    from scbda_assets_tests.kpis.reference import ORDER_FIELDS, SHIPMENT_FIELDS, schema_ok
+
+    region_of = {d["dc_id"]: d["region_id"] for d in DIMS["dcs_dim"]}
+    first = as_of.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=days - 1)
+    regions = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
+    for o in facts["orders_fact"]:
+        if schema_ok(o, ORDER_FIELDS) and first <= o["order_ts"] < as_of:
+            r = regions[(f"{o['order_ts']:%Y-%m-%d}", region_of[o["dc_id"]])]
+            for i, v in enumerate((1, o["requested_qty"], o["fulfilled_qty"], o["order_value"], o["lost_revenue"],
+                                   o["fulfilled_qty"] == o["requested_qty"])):
+                r[i] += v
+    received = defaultdict(list)
+    for s in facts["shipments_fact"]:
+        actual = s["actual_arrival_ts"]
+        if schema_ok(s, SHIPMENT_FIELDS, ("actual_arrival_ts",)) and actual and first <= actual < as_of:
+            received[(f"{actual:%Y-%m-%d}", s["supplier_id"])].append(s)
+    return regions, received
+
+
+def _check_daily(daily, facts, as_of=T):
+    regions, received = _reference_daily(facts, as_of)
+    assert daily["days"] == 30 and len(daily["regions"]) == 120 and len(daily["suppliers"]) == 120
+    for row in daily["regions"]:
+        n, req, ful, rev, lost, full = regions.get((row["date"], row["region_id"]), [0, 0, 0, 0.0, 0.0, 0])
+        assert (row["orders"], row["units_requested"], row["units_fulfilled"], row["orders_in_full"]) == (
+            n, req, ful, full), row
+        assert row["revenue"] == pytest.approx(rev) and row["lost_revenue"] == pytest.approx(lost)
+        assert row["fill_rate"] == (pytest.approx(ful / req) if req else None)
+        assert row["order_fill_rate"] == (pytest.approx(full / n) if n else None)
+    for row in daily["suppliers"]:
+        got = received.get((row["date"], row["supplier_id"]), [])
+        assert row["shipments_received"] == len(got)
+        if got:
+            lead = sum((s["actual_arrival_ts"] - s["shipment_ts"]) / dt.timedelta(days=1) for s in got) / len(got)
+            assert row["avg_actual_lead_time_days"] == pytest.approx(lead)
+            assert row["on_time_rate"] == pytest.approx(
+                sum(s["actual_arrival_ts"] <= s["expected_arrival_ts"] for s in got) / len(got))
+    assert sum(r["orders"] for r in daily["regions"]) > 100 and sum(
+        r["shipments_received"] for r in daily["suppliers"]) > 0
 
 
 def _by(rows, *keys):
@@ -69,6 +115,7 @@ def test_ten_days_mostly_archived_equal_the_reference_and_archival_changes_nothi
     for name in KPI_NAMES:
         assert after.results[name].payload() == before.results[name].payload(), name
     assert after.history["refresh"]["order_hours_from_archive"] > 200  # the hours really came from Parquet
+    _check_daily(daily_history(chain_db, archive_store, as_of=T, data_until=T), facts)
 
     # Half archived: archived orders of two hours are back in MongoDB (a hand-over not yet deleted) ...
     old_hours = [o for o in facts["orders_fact"] if T - dt.timedelta(days=4) <= o["order_ts"] < T - dt.timedelta(
@@ -101,6 +148,7 @@ def test_a_store_younger_than_seven_days(chain_db, spark):
     # Two complete days are covered (the 20th and the 21st): the spread is defined.
     assert any(r["demand_stddev_per_day"] is not None for r in rows)
     assert run.results["inventory_level"].payload()["history_days"] == rows[0]["history_days"]
+    _check_daily(daily_history(chain_db, None, as_of=T, data_until=T), facts)
 
 
 def test_history_rows_stay_bounded_by_hours_and_pairs(chain_db, spark):
