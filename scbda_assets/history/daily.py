@@ -26,7 +26,7 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def daily_history(db: Database, archive: ArchiveStore | None, *, as_of: dt.datetime, data_until: dt.datetime,
-                  days: int = DAYS) -> dict:
+                  days: int = DAYS, raw_sums: read.SumsOf | None = None) -> dict:
     first = floor_day(data_until) - (days - 1) * DAY
     dates = [f"{first + i * DAY:%Y-%m-%d}" for i in range(days)]
     dcs = {d["dc_id"]: d.get("region_id") for d in db.dcs_dim.find({"dc_id": {"$type": "string"}})}
@@ -36,7 +36,7 @@ def daily_history(db: Database, archive: ArchiveStore | None, *, as_of: dt.datet
                  for s in db.suppliers_dim.find({"supplier_id": {"$type": "string"}})}
 
     sums: dict[tuple, dict] = defaultdict(lambda: defaultdict(float))
-    for row in read.daily_pair_sums(db, archive, first, data_until):
+    for row in read.daily_pair_sums(db, archive, first, data_until, raw_sums):
         if row["sku_id"] in skus and row["dc_id"] in dcs:
             target = sums[(row["day"], dcs[row["dc_id"]])]
             for name in ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue", "orders_in_full"):

@@ -66,21 +66,30 @@ def _pieces(history: Database, start: dt.datetime, end: dt.datetime) -> tuple[li
     return stored_runs, raw
 
 
-def pair_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, end: dt.datetime) -> list[dict]:
-    """Per (sku_id, dc_id): the order sums of [start, end) and the pair's first order time in it."""
+def raw_order_sums(db: Database, archive: ArchiveStore | None) -> SumsOf:
+    return lambda lo, hi: orders_hourly.order_sums(db, archive, lo, hi)
+
+
+def pair_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, end: dt.datetime,
+              raw_sums: SumsOf | None = None) -> list[dict]:
+    """Per (sku_id, dc_id): the order sums of [start, end) and the pair's first order time in it. ``raw_sums``
+    sums a range that is not stored (default: the raw events, hot ∪ cold)."""
+    raw_sums = raw_sums or raw_order_sums(db, archive)
     history = history_database(db)
     stored_runs, raw = _pieces(history, start, end)
     totals: dict[tuple, dict] = {}
     pieces = [row for lo, hi in stored_runs for row in _stored_group(history, lo, hi, {"sku_id": "$sku_id",
                                                                                          "dc_id": "$dc_id"})]
-    pieces += [row for lo, hi in raw for row in orders_hourly.order_sums(db, archive, lo, hi)]
+    pieces += [row for lo, hi in raw for row in raw_sums(lo, hi)]
     for row in pieces:
         _add(totals.setdefault((row["sku_id"], row["dc_id"]), {"sku_id": row["sku_id"], "dc_id": row["dc_id"]}), row)
     return list(totals.values())
 
 
-def daily_pair_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, end: dt.datetime) -> list[dict]:
+def daily_pair_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, end: dt.datetime,
+                    raw_sums: SumsOf | None = None) -> list[dict]:
     """Per (UTC day, sku_id, dc_id) over [start, end): the order sums; ``day`` is an ISO date."""
+    raw_sums = raw_sums or raw_order_sums(db, archive)
     totals: dict[tuple, dict] = {}
     history = history_database(db)
     stored_runs, raw = _pieces(history, start, end)
@@ -91,8 +100,7 @@ def daily_pair_sums(db: Database, archive: ArchiveStore | None, start: dt.dateti
         cursor = lo
         while cursor < hi:
             stop = min(hi, floor_day_of(cursor) + DAY)
-            pieces += [{**row, "day": f"{cursor:%Y-%m-%d}"} for row in orders_hourly.order_sums(db, archive, cursor,
-                                                                                                  stop)]
+            pieces += [{**row, "day": f"{cursor:%Y-%m-%d}"} for row in raw_sums(cursor, stop)]
             cursor = stop
     for row in pieces:
         key = (row["day"], row["sku_id"], row["dc_id"])

@@ -21,6 +21,7 @@ from pymongo.database import Database
 from pymongoarrow.api import Schema, aggregate_arrow_all
 
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.history import cold as history_cold
 from scbda_assets.history import maintain
 from scbda_assets.history import read as history_read
 from scbda_assets.history import shipments as history_shipments
@@ -156,6 +157,7 @@ def compute_kpis(
     keys = {_query_key(spec, name) for spec in specs for name in spec.inputs}
     seconds: dict[str, float] = {}
     use_rollup = False
+    folded = None
     if orders_from == "rollup" and any(name == "orders" for name, _ in keys):
         folded = rollup.fold_new_orders(db, now=now)
         seconds["orders_rollup_fold"] = time.perf_counter() - started
@@ -173,7 +175,8 @@ def compute_kpis(
         if wanted:
             history_started = time.perf_counter()
             history_tables, history = history_inputs(db, archive, end, wanted, now=now,
-                                                     supplier_window_days=supplier_window_days)
+                                                     supplier_window_days=supplier_window_days,
+                                                     covered_from=folded["covered_from"] if folded else None)
             tables.update({(name, 0): table for name, table in history_tables.items()})
             seconds["history"] = time.perf_counter() - history_started
     mongo_seconds = time.perf_counter() - started
@@ -215,16 +218,45 @@ def covered_days(earliest: dt.datetime | None, end: dt.datetime) -> list[dt.date
     return [day for day in days if day >= first_hour]
 
 
+def raw_order_sums(db: Database, archive: ArchiveStore | None, covered_from: dt.datetime | None):
+    """How a KPI run sums a range the history layer does not store (the hour in progress, a window's edges): from
+    the minute rollup when it covers the range and no archive file holds part of it (the live hour at 100× is
+    millions of orders), else from the raw events of both stores."""
+    raw = history_read.raw_order_sums(db, archive)
+    if covered_from is None:
+        return raw
+
+    def sums(lo: dt.datetime, hi: dt.datetime) -> list[dict]:
+        archived = archive is not None and any(history_cold.hour_files(archive, "orders_fact", hour)
+                                               for hour in _hours(lo, hi))
+        if lo < covered_from or archived:
+            return raw(lo, hi)
+        return list(db[rollup.ROLLUP].aggregate(rollup.window_pipeline(lo, hi)))
+
+    return sums
+
+
+def _hours(lo: dt.datetime, hi: dt.datetime) -> list[dt.datetime]:
+    hour, hours = lo.replace(minute=0, second=0, microsecond=0), []
+    while hour < hi:
+        hours.append(hour)
+        hour += dt.timedelta(hours=1)
+    return hours
+
+
 def history_inputs(db: Database, archive: ArchiveStore | None, end: dt.datetime, wanted: set[str], *,
-                   now: dt.datetime, supplier_window_days: int) -> tuple[dict[str, pa.Table], dict]:
+                   now: dt.datetime, supplier_window_days: int,
+                   covered_from: dt.datetime | None = None) -> tuple[dict[str, pa.Table], dict]:
     """The history-window inputs at E = ``end``: bring the history layer up to date, then read it."""
-    report = {"refresh": maintain.refresh(db, archive, now=now)}
+    report = {"refresh": maintain.refresh(db, archive, now=now),
+              "rollup_covered_from": covered_from}
+    raw = raw_order_sums(db, archive, covered_from)
     tables: dict[str, pa.Table] = {}
     earliest = maintain.earliest_order(db, maintain.history_database(db), archive)
     report["earliest_order"] = iso(earliest) if earliest else None
     report["demand_history_days"] = demand_history_days(earliest, end)
     if "demand" in wanted:
-        rows = history_read.pair_sums(db, archive, end - DEMAND_DAYS * DAY, end)
+        rows = history_read.pair_sums(db, archive, end - DEMAND_DAYS * DAY, end, raw)
         tables["demand"] = pa.Table.from_pylist(
             [{"sku_id": r["sku_id"], "dc_id": r["dc_id"], "units_requested": r["units_requested"]} for r in rows],
             schema=_HISTORY_SCHEMAS["demand"])
@@ -233,7 +265,7 @@ def history_inputs(db: Database, archive: ArchiveStore | None, end: dt.datetime,
         tables["covered_days"] = pa.Table.from_pylist([{"day": f"{d:%Y-%m-%d}"} for d in days],
                                                       schema=_HISTORY_SCHEMAS["covered_days"])
     if "daily_demand" in wanted:
-        rows = history_read.daily_pair_sums(db, archive, days[0], days[-1] + DAY) if days else []
+        rows = history_read.daily_pair_sums(db, archive, days[0], days[-1] + DAY, raw) if days else []
         tables["daily_demand"] = pa.Table.from_pylist(
             [{k: r[k] for k in ("day", "sku_id", "dc_id", "units_requested")} for r in rows],
             schema=_HISTORY_SCHEMAS["daily_demand"])

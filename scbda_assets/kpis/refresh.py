@@ -21,7 +21,15 @@ from pymongo.database import Database
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history.daily import REDIS_KEY as DAILY_KEY
 from scbda_assets.history.daily import daily_history
-from scbda_assets.kpis.compute import DEFAULT_SUPPLIER_WINDOW_DAYS, KPI_NAMES, KpiRun, compute_kpis, headline_numbers, iso
+from scbda_assets.kpis.compute import (
+    DEFAULT_SUPPLIER_WINDOW_DAYS,
+    KPI_NAMES,
+    KpiRun,
+    compute_kpis,
+    headline_numbers,
+    iso,
+    raw_order_sums,
+)
 from scbda_assets.kpis.publish import publish_snapshot
 from scbda_assets.resources import ServiceUnavailable, first_line
 from scbda_assets.settings import ConfigError, Settings, redact
@@ -192,7 +200,8 @@ def run_refresh(
             db, session, as_of, names, now=clock(), archive=archive, data_until=data_until, orders_from=orders_from,
             supplier_window_days=supplier_window_days))
         end = run.data_until or as_of
-        daily = daily_history(db, archive, as_of=as_of, data_until=end)
+        raw = raw_order_sums(db, archive, run.history.get("rollup_covered_from"))
+        daily = daily_history(db, archive, as_of=as_of, data_until=end, raw_sums=raw)
         headline = headline_numbers(run.results)
         completed_at = clock()
         written = {}

@@ -157,3 +157,15 @@ def test_history_rows_stay_bounded_by_hours_and_pairs(chain_db, spark):
     history = history_database(chain_db)
     hours = len(history[ORDERS_HOURLY].distinct("hour"))
     assert 70 <= hours <= 72 and history[ORDERS_HOURLY].count_documents({}) <= hours * 5
+
+
+def test_the_hour_in_progress_from_the_minute_rollup_equals_the_reference(chain_db, spark):
+    from scbda_assets.kpis import rollup
+
+    as_of = T + dt.timedelta(minutes=37)  # 37 minutes of the hour in progress, not stored in the history layer
+    facts = scenario.documents(days=1.2, seed=11, as_of=as_of)
+    scenario.insert(chain_db, facts)
+    rollup.fold_new_orders(chain_db, now=as_of - dt.timedelta(minutes=20))  # the rollup has run for a while
+    run = compute_kpis(chain_db, spark, as_of, now=as_of)
+    assert run.history["rollup_covered_from"] <= T  # the hour in progress came from the rollup
+    _compare(run, facts, as_of)
