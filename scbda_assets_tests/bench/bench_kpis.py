@@ -55,6 +55,7 @@ def run(ctx) -> list[dict]:
 
 
 def _row(metric, value, unit, target="", note="") -> dict:
+    print(f"   {metric} = {value} {unit} {target} {note}", flush=True)  # progress: the setup takes minutes
     return {"benchmark": "kpis", "metric": metric, "value": value, "unit": unit, "target": target, "note": note}
 
 
