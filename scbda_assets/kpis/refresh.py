@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import redis
 from pymongo.database import Database
 
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.history import maintain
 from scbda_assets.history.daily import REDIS_KEY as DAILY_KEY
 from scbda_assets.history.daily import daily_history
 from scbda_assets.kpis.compute import (
@@ -38,6 +40,10 @@ from scbda_assets.settings import ConfigError, Settings, redact
 # fast and let the next tick try again.
 SPARK_CONNECT_RETRIES = 4
 SPARK_CONNECT_MAX_BACKOFF_MS = 2000
+
+
+def iso_or_str(value) -> str:
+    return iso(value) if isinstance(value, dt.datetime) else str(value)
 
 
 def wall_clock() -> dt.datetime:
@@ -156,7 +162,7 @@ class RefreshOutcome:
             "kpis": {name: {"rows": len(r.rows), "window_minutes": r.window_minutes} for name, r in results.items()},
             "headline": self.headline,
             "redis_keys": list(self.written_keys),
-            "history": self.run.history,
+            "history": json.loads(json.dumps(self.run.history, default=iso_or_str)),
         }
 
 
@@ -200,6 +206,8 @@ def run_refresh(
             db, session, as_of, names, now=clock(), archive=archive, data_until=data_until, orders_from=orders_from,
             supplier_window_days=supplier_window_days))
         end = run.data_until or as_of
+        if "refresh" not in run.history:  # a subset without history inputs: history:daily still reads a fresh layer
+            run.history["refresh"] = maintain.refresh(db, archive, now=clock())
         raw = raw_order_sums(db, archive, run.history.get("rollup_covered_from"))
         daily = daily_history(db, archive, as_of=as_of, data_until=end, raw_sums=raw)
         headline = headline_numbers(run.results)
