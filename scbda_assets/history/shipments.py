@@ -51,7 +51,8 @@ def _upsert(history: Database, rows: list[dict]) -> int:
 def sync_hot(history: Database, db: Database, match: dict | None = None) -> int:
     """Copy the well-formed shipments of MongoDB (a few hundred: the hot store holds days, not months)."""
     query = {"$jsonSchema": SPEC.json_schema(), **(match or {})}
-    return _upsert(history, [_row(doc) for doc in db[SPEC.collection].find(query, {"_id": 0, **dict.fromkeys(FIELDS, 1)})])
+    projection = {"_id": 0, **dict.fromkeys(FIELDS, 1)}
+    return _upsert(history, [_row(doc) for doc in db[SPEC.collection].find(query, projection)])
 
 
 def sync_cold_hour(history: Database, archive: ArchiveStore, hour: dt.datetime, *, skip: set[str]) -> int:

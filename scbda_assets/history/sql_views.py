@@ -7,8 +7,8 @@ Views, registered in the Spark session for one query:
 - ``orders_hourly``, ``shipments_history``: the history layer's aggregates (``scbda_assets.history``).
 
 Pruning: a comparison of a view's event-time field with a literal (``order_ts >= '2026-11-20'``,
-``shipment_ts BETWEEN TIMESTAMP '…' AND '…'``) bounds which ``event_date`` folders Spark lists and which hot documents
-are read (by the event-time index). Filters on ``event_date`` / ``hour`` prune the archive directly as well.
+``shipment_ts BETWEEN TIMESTAMP '…' AND '…'``) bounds which ``event_date`` folders Spark lists and which hot
+documents are read (by the event-time index). Filters on ``event_date`` / ``hour`` prune the archive directly as well.
 The hot rows of a view are staged as Parquet next to the archive (``_staging/sql-*``, removed afterwards): memory
 stays bounded and nothing crosses the Spark Connect channel row by row.
 """
