@@ -175,10 +175,56 @@ def generate(minutes, rate, end, seed, no_progress) -> None:
 @click.option("--as-of", type=IsoTime(), default=None, help="As-of time T (default: now).")
 @_one_line_errors
 def kpis(as_of) -> None:
-    """Compute the five KPIs once, write them to Redis, print a JSON summary."""
+    """Compute the five KPIs once, write them to Redis, print a JSON summary. An --as-of more than 5 minutes in the
+    past never touches the live kpi:* keys: the summary then carries every payload (`payloads`)."""
     from scbda_assets.kpis.refresh import refresh_kpis_once
 
     _print_json(refresh_kpis_once(_settings(), as_of=as_of))
+
+
+@main.command()
+@click.argument("query")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON array.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the rows as CSV.")
+@_one_line_errors
+def sql(query, as_json, as_csv) -> None:
+    """Run QUERY (Spark SQL) over hot + cold: views orders, shipments, inventory, orders_hourly, shipments_history."""
+    from scbda_assets.history.sql_views import SqlError, format_table, run_sql
+
+    if as_json and as_csv:
+        _fail("--json and --csv exclude each other: pick one (default: a table)", EXIT_CONFIG)
+    from scbda_assets.archive.storage import ArchiveStore
+    from scbda_assets.kpis.refresh import SparkHandle, open_spark
+    from scbda_assets.resources import build_resources
+
+    settings = _settings()
+    resources = build_resources(settings)
+    mongo, pyspark = resources["mongo"], resources["pyspark"]
+    handle = SparkHandle(lambda: open_spark(pyspark.spark_config, lambda: pyspark.spark_session))
+    try:
+        db = mongo.database()
+        table = handle.run(lambda spark: run_sql(spark, db, ArchiveStore(settings.archive_uri), query))
+    except SqlError as exc:
+        _fail(f"bad query: {exc}", EXIT_CONFIG)
+    finally:
+        for resource in (mongo, pyspark):
+            resource.teardown_after_execution(None)
+        if handle.reopened:
+            handle.close()
+    if as_json:
+        click.echo(json.dumps(table.to_pylist(), indent=2, default=str))
+    elif as_csv:
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(table.column_names)
+        for row in table.to_pylist():
+            writer.writerow(["" if v is None else v for v in row.values()])
+        click.echo(out.getvalue(), nl=False)
+    else:
+        click.echo(format_table(table))
 
 
 @main.command()

@@ -46,6 +46,7 @@ class Settings:
     seed_days: float
     archive_lease_seconds: float = 30.0
     archive_lease_wait_seconds: float = 10.0
+    supplier_window_days: int = 30
 
     @property
     def dagster_home(self) -> Path:
@@ -197,6 +198,7 @@ _VARIABLES: dict[str, tuple[str, Callable, object]] = {
     "SCBDA_DAGSTER_PORT": ("dagster_port", _PORT, 3000),
     "SCBDA_DASHBOARD_PORT": ("dashboard_port", _PORT, 8501),
     "SCBDA_SEED_DAYS": ("seed_days", _number(float, 0.0, 365.0, "days 0-365 (0: no seed; fractions allowed)"), 2.0),
+    "SCBDA_SUPPLIER_WINDOW_DAYS": ("supplier_window_days", _number(int, 1, 30, "whole days 1-30"), 30),
 }
 
 VARIABLE_NAMES = frozenset(_VARIABLES)

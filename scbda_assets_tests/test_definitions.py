@@ -18,7 +18,7 @@ ASSETS_BY_GROUP = {
         "kpi_dc_utilization",
         "kpi_regional_fulfillment",
     },
-    "history": {"regional_daily_history"},
+    "history": {"regional_daily_history", "orders_hourly", "shipments_history"},
 }
 JOBS = {"generator_job", "kpi_job", "archive_job", "history_job", "quality_job"}
 SCHEDULES = {"generator_schedule", "kpi_schedule", "history_schedule", "quality_schedule"}
@@ -29,6 +29,7 @@ CHECKS = {
     "orders_fact:events_fresh",
     *(f"{kpi}:sane_values" for kpi in ASSETS_BY_GROUP["kpis"]),
     *(f"{archive}:archive_verified" for archive in ASSETS_BY_GROUP["archive"]),
+    "orders_hourly:orders_hourly_match_raw_events",
 }
 
 

@@ -2,6 +2,13 @@
 
 import dagster as dg
 
-from scbda_assets.history.assets import history_job, history_schedule, regional_daily_history
+from scbda_assets.history.assets import (
+    history_hourly,
+    history_job,
+    history_schedule,
+    orders_hourly_match_raw_events,
+    regional_daily_history,
+)
 
-defs = dg.Definitions(assets=[regional_daily_history], jobs=[history_job], schedules=[history_schedule])
+defs = dg.Definitions(assets=[regional_daily_history, history_hourly], asset_checks=[orders_hourly_match_raw_events],
+                      jobs=[history_job], schedules=[history_schedule])

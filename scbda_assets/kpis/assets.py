@@ -6,7 +6,17 @@ import dagster as dg
 from pydantic import Field
 
 from scbda_assets.kpis.compute import HEADLINE_OF, KPI_NAMES, KPIS, alert_count
-from scbda_assets.kpis.refresh import RefreshOutcome, open_spark, parse_as_of, run_refresh
+from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.kpis.refresh import (
+    RefreshOutcome,
+    SparkHandle,
+    is_past,
+    open_spark,
+    parse_as_of,
+    run_refresh,
+    wait_for_data,
+    wall_clock,
+)
 from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
 ASSET_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(f"kpi_{name}") for name in KPI_NAMES}
@@ -28,6 +38,11 @@ class KpiRunConfig(dg.Config):
     as_of: str | None = Field(
         default=None,
         description="As-of time T, ISO 8601 (no offset = UTC). Default: now. The schedule passes its tick.",
+    )
+    live: bool | None = Field(
+        default=None,
+        description="Write the live kpi:* keys. Default: yes unless as_of is more than 5 minutes in the past (a past "
+        "as-of records its payloads in the materialization metadata instead). The schedule passes true.",
     )
 
 
@@ -57,18 +72,33 @@ def kpis(
 ):
     """Compute the selected KPIs in one Spark session and write them to Redis in one transaction."""
     names = tuple(name for name in KPI_NAMES if ASSET_KEYS[name] in context.selected_asset_keys)
-    as_of = parse_as_of(config.as_of)
-    spark = open_spark(pyspark.spark_config, lambda: pyspark.spark_session)
-    outcome = run_refresh(
-        db=mongo.database(),
-        spark=spark,
-        redis_client=redis.client(),
-        as_of=as_of,
-        ttl_seconds=settings.get().kpi_ttl_seconds,
-        names=names,
-        key=redis.key,
-    )
-    context.log.info(f"KPIs {', '.join(names)} as of {as_of.isoformat()} in {outcome.seconds:.2f} s")
+    now = wall_clock()
+    as_of = parse_as_of(config.as_of, now=now)
+    live = config.live if config.live is not None else not is_past(as_of, now)
+    db, current = mongo.database(), settings.get()
+    # A live run never reads a minute the generator is still writing: wait (bounded) for its clock to reach T.
+    data_until = wait_for_data(db, as_of) if live else None
+    handle = SparkHandle(lambda: open_spark(pyspark.spark_config, lambda: pyspark.spark_session))
+    try:
+        outcome = run_refresh(
+            db=db,
+            spark=handle,
+            redis_client=redis.client(),
+            as_of=as_of,
+            ttl_seconds=current.kpi_ttl_seconds,
+            names=names,
+            key=redis.key,
+            clock=wall_clock,
+            archive=ArchiveStore(current.archive_uri),
+            data_until=data_until,
+            supplier_window_days=current.supplier_window_days,
+            publish=live,
+        )
+    finally:
+        if handle.reopened:
+            handle.close()
+    where = "Redis" if live else "metadata only (as-of in the past: live keys untouched)"
+    context.log.info(f"KPIs {', '.join(names)} as of {as_of.isoformat()} in {outcome.seconds:.2f} s -> {where}")
     for name in names:
         yield dg.MaterializeResult(asset_key=ASSET_KEYS[name], metadata=materialization_metadata(name, outcome))
 
@@ -78,16 +108,22 @@ def materialization_metadata(name: str, outcome: RefreshOutcome) -> dict:
     metadata = {
         "dagster/row_count": dg.MetadataValue.int(len(result.rows)),
         "as_of": dg.MetadataValue.timestamp(result.as_of),
+        "data_until": dg.MetadataValue.timestamp(result.data_until or result.as_of),
+        "published": dg.MetadataValue.bool(outcome.published),
         "window_minutes": dg.MetadataValue.int(result.window_minutes),
         "compute_seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
         "mongo_seconds": dg.MetadataValue.float(round(outcome.run.mongo_seconds, 3)),
         "spark_seconds": dg.MetadataValue.float(round(outcome.run.spark_seconds, 3)),
         "orders_from": dg.MetadataValue.text(outcome.run.orders_from),
-        "redis_key": dg.MetadataValue.text(f"kpi:{name}"),
+        "redis_key": dg.MetadataValue.text(f"kpi:{name}" if outcome.published else "(not written: past as-of)"),
         "preview": dg.MetadataValue.md(markdown_table(result.rows[:PREVIEW_ROWS], total=len(result.rows))),
     }
     if name == "stockout_risk":
         metadata["alert_count"] = dg.MetadataValue.int(alert_count(result.rows))
+    if result.history_days is not None:
+        metadata["history_days"] = dg.MetadataValue.float(float(result.history_days))
+    if not outcome.published:  # a past as-of: the payload lives here, not in the live keys
+        metadata["payload"] = dg.MetadataValue.json(result.payload())
     headline = HEADLINE_OF[name]
     value = outcome.headline.get(headline)
     if value is not None:  # a null headline (no denominator) is left out rather than plotted as 0

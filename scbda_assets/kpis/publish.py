@@ -35,12 +35,15 @@ def publish_snapshot(
     as_of: dt.datetime,
     ttl_seconds: int,
     key: Callable[[str], str] = lambda name: name,
-    completed_at: dt.datetime | None = None,
+    completed_at: dt.datetime,
+    extra: Mapping[str, dict] | None = None,
 ) -> dict[str, str]:
     """Write the run atomically; returns {redis key: ISO time} of what was written (for logs and metadata)."""
-    completed = iso(completed_at or dt.datetime.now(dt.UTC))
+    completed = iso(completed_at)
     values = {key(kpi_key(name)): json.dumps(result.payload(), separators=(",", ":"), allow_nan=False)
               for name, result in results.items()}
+    for name, value in (extra or {}).items():  # e.g. history:daily, in the same transaction and with the same TTL
+        values[key(name)] = json.dumps(value, separators=(",", ":"), allow_nan=False)
     values[key(LAST_UPDATE_KEY)] = completed
     history = {"as_of": iso(as_of), **{field: _field(headline.get(field)) for field in HEADLINE_FIELDS}}
     pipe = client.pipeline(transaction=True)

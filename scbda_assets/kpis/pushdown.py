@@ -49,7 +49,8 @@ def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
         **_typed(snapshot_id=_STRING, sku_id=_STRING, dc_id=_STRING, on_hand_qty=_WHOLE, safety_stock=_NUMBER,
                  reorder_point=_NUMBER),
     }
-    latest = {"on_hand_qty": "$on_hand_qty", "safety_stock": "$safety_stock", "reorder_point": "$reorder_point"}
+    latest = {"on_hand_qty": "$on_hand_qty", "on_order_qty": "$on_order_qty", "safety_stock": "$safety_stock",
+              "reorder_point": "$reorder_point"}
     pipeline = [
         {"$match": match},
         {
@@ -66,6 +67,9 @@ def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
                 "sku_id": "$_id.sku_id",
                 "dc_id": "$_id.dc_id",
                 "on_hand_qty": {"$toLong": "$latest.on_hand_qty"},
+                # on_order_qty is read as it is (a malformed value becomes null rather than dropping the pair)
+                "on_order_qty": {"$convert": {"input": "$latest.on_order_qty", "to": "long", "onError": None,
+                                              "onNull": None}},
                 "safety_stock": {"$toDouble": "$latest.safety_stock"},
                 "reorder_point": {"$toDouble": "$latest.reorder_point"},
                 "snapshots": {"$toLong": "$snapshots"},
@@ -77,6 +81,7 @@ def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
         "sku_id": pa.string(),
         "dc_id": pa.string(),
         "on_hand_qty": pa.int64(),
+        "on_order_qty": pa.int64(),
         "safety_stock": pa.float64(),
         "reorder_point": pa.float64(),
         "snapshots": pa.int64(),
@@ -89,7 +94,7 @@ def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
 # because the minute rollup (``rollup.py``) finds new orders by it (the direct and the rolled-up sums must agree).
 ORDER_TYPES = _typed(sku_id=_STRING, dc_id=_STRING, requested_qty=_WHOLE, fulfilled_qty=_WHOLE, order_value=_NUMBER,
                      lost_revenue=_NUMBER, ingested_at="date")
-ORDER_SUMS = ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue")
+ORDER_SUMS = ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue", "orders_in_full")
 ORDER_SCHEMA = {
     "sku_id": pa.string(),
     "dc_id": pa.string(),
@@ -98,6 +103,7 @@ ORDER_SCHEMA = {
     "units_fulfilled": pa.int64(),
     "revenue": pa.float64(),
     "lost_revenue": pa.float64(),
+    "orders_in_full": pa.int64(),
 }
 
 
@@ -109,6 +115,7 @@ def order_sums_of_documents() -> dict:
         "units_fulfilled": {"$sum": {"$toLong": "$fulfilled_qty"}},
         "revenue": {"$sum": {"$toDouble": "$order_value"}},
         "lost_revenue": {"$sum": {"$toDouble": "$lost_revenue"}},
+        "orders_in_full": {"$sum": {"$cond": [{"$eq": ["$fulfilled_qty", "$requested_qty"]}, 1, 0]}},
     }
 
 
@@ -131,6 +138,7 @@ def per_pair_orders(group_sums: dict) -> list[dict]:
                 "units_fulfilled": {"$toLong": "$units_fulfilled"},
                 "revenue": {"$toDouble": "$revenue"},
                 "lost_revenue": {"$toDouble": "$lost_revenue"},
+                "orders_in_full": {"$toLong": "$orders_in_full"},
             }
         },
     ]
@@ -210,7 +218,8 @@ DIMENSION_COLUMNS: dict[str, tuple[str, dict[str, pa.DataType]]] = {
     ),
     "skus_dim": (
         "sku_id",
-        {"sku_id": pa.string(), "product_name": pa.string(), "category": pa.string(), "storage_m3": pa.float64()},
+        {"sku_id": pa.string(), "product_name": pa.string(), "category": pa.string(), "storage_m3": pa.float64(),
+         "lead_time_days": pa.float64()},
     ),
     "suppliers_dim": (
         "supplier_id",

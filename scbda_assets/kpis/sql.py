@@ -25,68 +25,159 @@ THRESHOLDS = {
 
 # Snapshot pairs with a known SKU and DC, with the descriptive columns every per-pair KPI shows.
 _PAIRS = """
-    SELECT i.sku_id, i.dc_id, s.product_name, s.category, s.storage_m3, d.dc_name, d.region_id,
-           i.on_hand_qty, i.sum_on_hand, i.snapshots, i.safety_stock, i.reorder_point
+    SELECT i.sku_id, i.dc_id, s.product_name, s.category, s.storage_m3, s.lead_time_days, d.dc_name, d.region_id,
+           i.on_hand_qty, i.on_order_qty, i.sum_on_hand, i.snapshots, i.safety_stock, i.reorder_point
     FROM {inventory} i
     JOIN {skus} s ON s.sku_id = i.sku_id
     JOIN {dcs} d ON d.dc_id = i.dc_id
 """
 
+# Shipments in transit at the end of the data E: created before E and not received before E.
+_IN_TRANSIT = "(shipment_ms < :end_ms AND (actual_ms IS NULL OR actual_ms >= :end_ms))"
+_DAY_MS = "86400000.0D"
+
 INVENTORY_LEVEL = f"""
-WITH pairs AS ({_PAIRS})
+WITH pairs AS ({_PAIRS}),
+demand AS (
+    SELECT p.*, COALESCE(h.units_requested, 0) / :history_days AS demand_per_day
+    FROM pairs p LEFT JOIN {{demand}} h ON h.sku_id = p.sku_id AND h.dc_id = p.dc_id
+)
 SELECT sku_id, dc_id, product_name, category, dc_name, region_id,
        on_hand_qty,
        sum_on_hand / snapshots AS avg_on_hand_qty,
        safety_stock, reorder_point,
-       on_hand_qty < safety_stock AS below_safety_stock
-FROM pairs
+       on_hand_qty < safety_stock AS below_safety_stock,
+       CASE WHEN demand_per_day > 0 THEN on_hand_qty / demand_per_day END AS days_of_cover
+FROM demand
+"""
+
+# P(X > on_hand) for X ~ Normal(mu, sigma): the upper tail Q(z) of the standard normal, by Abramowitz & Stegun
+# 26.2.17 (absolute error < 7.5e-8): Spark SQL has no erf.
+_UPPER_TAIL = """
+    EXP(-z_abs * z_abs / 2.0D) / SQRT(2.0D * PI())
+    * t * (0.319381530D + t * (-0.356563782D + t * (1.781477937D + t * (-1.821255978D + t * 1.330274429D))))
 """
 
 STOCKOUT_RISK = f"""
 WITH pairs AS ({_PAIRS}),
 demand AS (
-    SELECT p.*, COALESCE(o.units_requested, 0) * (1440.0D / :window_minutes) AS demand_per_day
-    FROM pairs p LEFT JOIN {{orders}} o ON o.sku_id = p.sku_id AND o.dc_id = p.dc_id
+    SELECT p.*,
+           COALESCE(h.units_requested, 0) / :history_days AS demand_per_day,
+           COALESCE(o.units_requested, 0) * (1440.0D / :window_minutes) AS live_demand_per_day
+    FROM pairs p
+    LEFT JOIN {{demand}} h ON h.sku_id = p.sku_id AND h.dc_id = p.dc_id
+    LEFT JOIN {{orders}} o ON o.sku_id = p.sku_id AND o.dc_id = p.dc_id
+),
+per_day AS (
+    SELECT p.sku_id, p.dc_id, c.day, COALESCE(dd.units_requested, 0) AS units
+    FROM pairs p CROSS JOIN {{covered_days}} c
+    LEFT JOIN {{daily_demand}} dd ON dd.sku_id = p.sku_id AND dd.dc_id = p.dc_id AND dd.day = c.day
+),
+spread AS (
+    SELECT sku_id, dc_id, CASE WHEN COUNT(*) >= 2 THEN STDDEV_SAMP(CAST(units AS DOUBLE)) END AS demand_stddev_per_day
+    FROM per_day GROUP BY sku_id, dc_id
+),
+receipts AS (
+    SELECT sku_id, dc_id, MIN(expected_ms) AS next_receipt_ms FROM {{shipments}} WHERE {_IN_TRANSIT}
+    GROUP BY sku_id, dc_id
 ),
 days AS (
-    SELECT *, CASE WHEN demand_per_day > 0 THEN on_hand_qty / demand_per_day END AS days_to_stockout FROM demand
+    SELECT d.*, s.demand_stddev_per_day, r.next_receipt_ms,
+           CASE WHEN d.demand_per_day > 0 THEN d.on_hand_qty / d.demand_per_day END AS days_to_stockout,
+           CASE WHEN r.next_receipt_ms IS NOT NULL THEN GREATEST((r.next_receipt_ms - :end_ms) / {_DAY_MS}, 0.0D)
+                ELSE d.lead_time_days END AS horizon_days
+    FROM demand d
+    LEFT JOIN spread s ON s.sku_id = d.sku_id AND s.dc_id = d.dc_id
+    LEFT JOIN receipts r ON r.sku_id = d.sku_id AND r.dc_id = d.dc_id
+),
+normal AS (
+    SELECT *, demand_per_day * horizon_days AS mu, demand_stddev_per_day * SQRT(horizon_days) AS sigma FROM days
+),
+tail AS (
+    SELECT *, ABS(z) AS z_abs, 1.0D / (1.0D + 0.2316419D * ABS(z)) AS t
+    FROM (SELECT *, CASE WHEN sigma > 0 THEN (on_hand_qty - mu) / sigma END AS z FROM normal)
 )
-SELECT sku_id, dc_id, product_name, category, dc_name, region_id, on_hand_qty, demand_per_day, days_to_stockout,
+SELECT sku_id, dc_id, product_name, category, dc_name, region_id, on_hand_qty, on_order_qty,
+       demand_per_day, CAST(:history_days AS DOUBLE) AS history_days, demand_stddev_per_day, live_demand_per_day,
+       days_to_stockout,
+       CASE WHEN days_to_stockout IS NOT NULL THEN :end_ms + days_to_stockout * {_DAY_MS} END
+           AS projected_stockout_ts,
+       CAST(next_receipt_ms AS DOUBLE) AS next_receipt_ts,
+       horizon_days,
+       CASE WHEN z IS NULL THEN CASE WHEN on_hand_qty < mu THEN 1.0D ELSE 0.0D END
+            WHEN z >= 0 THEN {_UPPER_TAIL}
+            ELSE 1.0D - ({_UPPER_TAIL}) END AS stockout_probability,
+       COALESCE(days_to_stockout < horizon_days, false) AS stockout_before_receipt,
        CASE WHEN days_to_stockout < :critical_days THEN 'critical'
             WHEN days_to_stockout < :warning_days THEN 'warning'
             ELSE 'ok' END AS severity
-FROM days
+FROM tail
 """
 
-SUPPLIER_PERFORMANCE = """
+SUPPLIER_PERFORMANCE = f"""
+WITH flagged AS (
+    SELECT supplier_id, planned_lead_time_days AS planned,
+           shipment_ms >= :history_start_ms AND shipment_ms < :end_ms AS created,
+           actual_ms >= :history_start_ms AND actual_ms < :end_ms AS received,
+           (actual_ms - shipment_ms) / {_DAY_MS} AS lead_days,
+           GREATEST(actual_ms - expected_ms, 0) / {_DAY_MS} AS delay_days,
+           actual_ms <= expected_ms AS on_time,
+           {_IN_TRANSIT} AS in_transit,
+           {_IN_TRANSIT} AND expected_ms < :end_ms AS overdue,
+           shipment_ms >= :live_start_ms AND shipment_ms < :end_ms AS created_live,
+           actual_ms >= :live_start_ms AND actual_ms < :end_ms AS received_live
+    FROM {{shipments}}
+),
+sums AS (
+    SELECT supplier_id,
+           COUNT_IF(created) AS created, AVG(IF(created, planned, NULL)) AS avg_planned,
+           STDDEV_SAMP(IF(created, planned, NULL)) AS sd_planned,
+           COUNT_IF(received) AS received, AVG(IF(received, lead_days, NULL)) AS avg_lead,
+           STDDEV_SAMP(IF(received, lead_days, NULL)) AS sd_lead,
+           COUNT_IF(received AND on_time) AS on_time, AVG(IF(received, delay_days, NULL)) AS avg_delay,
+           COUNT_IF(in_transit) AS in_transit, COUNT_IF(overdue) AS overdue,
+           COUNT_IF(created_live) AS created_live, COUNT_IF(received_live) AS received_live
+    FROM flagged GROUP BY supplier_id
+)
 SELECT p.supplier_id, p.supplier_name, p.supplier_type, p.reliability_score,
        COALESCE(c.created, 0) AS shipments_created,
-       c.sum_planned / c.created AS avg_planned_lead_time_days,
-       CASE WHEN c.created >= 2
-            THEN SQRT(GREATEST((c.sum_planned_sq - c.sum_planned * c.sum_planned / c.created) / (c.created - 1), 0.0D))
-       END AS stddev_planned_lead_time_days,
-       COALESCE(r.received, 0) AS shipments_received,
-       r.sum_lead_ms / r.received / 86400000.0D AS avg_actual_lead_time_days,
-       r.on_time / r.received AS on_time_rate
-FROM {suppliers} p
-LEFT JOIN {created} c ON c.supplier_id = p.supplier_id
-LEFT JOIN {received} r ON r.supplier_id = p.supplier_id
+       c.avg_planned AS avg_planned_lead_time_days,
+       CASE WHEN c.created >= 2 THEN c.sd_planned END AS stddev_planned_lead_time_days,
+       COALESCE(c.received, 0) AS shipments_received,
+       c.avg_lead AS avg_actual_lead_time_days,
+       CASE WHEN c.received >= 2 THEN c.sd_lead END AS stddev_actual_lead_time_days,
+       CASE WHEN c.received > 0 THEN c.on_time / c.received END AS on_time_rate,
+       c.avg_delay AS avg_delay_days,
+       COALESCE(c.in_transit, 0) AS in_transit,
+       COALESCE(c.overdue, 0) AS overdue,
+       COALESCE(c.created_live, 0) AS created_30m,
+       COALESCE(c.received_live, 0) AS received_30m
+FROM {{suppliers}} p
+LEFT JOIN sums c ON c.supplier_id = p.supplier_id
 """
 
 DC_UTILIZATION = f"""
 WITH volume AS (
     SELECT dc_id, SUM(on_hand_qty * storage_m3) AS volume_m3 FROM ({_PAIRS}) GROUP BY dc_id
 ),
+inbound AS (
+    SELECT t.dc_id, SUM(t.quantity * s.storage_m3) AS inbound_m3
+    FROM {{shipments}} t JOIN {{skus}} s ON s.sku_id = t.sku_id
+    WHERE {_IN_TRANSIT.replace("shipment_ms", "t.shipment_ms").replace("actual_ms", "t.actual_ms")}
+    GROUP BY t.dc_id
+),
 ratio AS (
-    SELECT d.*, COALESCE(v.volume_m3, 0.0) AS volume_m3,
+    SELECT d.*, COALESCE(v.volume_m3, 0.0) AS volume_m3, COALESCE(i.inbound_m3, 0.0D) AS inbound_m3,
            CASE WHEN d.capacity_m3 > 0 THEN COALESCE(v.volume_m3, 0.0) / d.capacity_m3 END AS utilization
-    FROM {{dcs}} d LEFT JOIN volume v ON v.dc_id = d.dc_id
+    FROM {{dcs}} d LEFT JOIN volume v ON v.dc_id = d.dc_id LEFT JOIN inbound i ON i.dc_id = d.dc_id
 )
 SELECT dc_id, dc_name, region_id, city, latitude, longitude, volume_m3, capacity_m3, utilization,
        CASE WHEN utilization >= :utilization_critical THEN 'critical'
             WHEN utilization > :utilization_high THEN 'high'
             ELSE 'ok' END AS status,
-       COALESCE(utilization > :utilization_high, false) AS over_threshold
+       COALESCE(utilization > :utilization_high, false) AS over_threshold,
+       inbound_m3,
+       CASE WHEN capacity_m3 > 0 THEN (volume_m3 + inbound_m3) / capacity_m3 END AS projected_utilization
 FROM ratio
 """
 
@@ -94,7 +185,8 @@ REGIONAL_FULFILLMENT = """
 WITH by_region AS (
     SELECT d.region_id,
            SUM(o.orders) AS orders, SUM(o.units_requested) AS units_requested,
-           SUM(o.units_fulfilled) AS units_fulfilled, SUM(o.revenue) AS revenue, SUM(o.lost_revenue) AS lost_revenue
+           SUM(o.units_fulfilled) AS units_fulfilled, SUM(o.revenue) AS revenue, SUM(o.lost_revenue) AS lost_revenue,
+           SUM(o.orders_in_full) AS orders_in_full
     FROM {orders} o
     JOIN {dcs} d ON d.dc_id = o.dc_id
     JOIN {skus} s ON s.sku_id = o.sku_id
@@ -107,10 +199,15 @@ SELECT g.region_id, g.region_name,
        CASE WHEN b.units_requested > 0 THEN b.units_fulfilled / b.units_requested END AS fill_rate,
        COALESCE(b.revenue, 0.0) AS revenue,
        COALESCE(b.lost_revenue, 0.0) AS lost_revenue,
-       CASE WHEN b.orders > 0 THEN b.revenue / b.orders END AS avg_order_value
+       CASE WHEN b.orders > 0 THEN b.revenue / b.orders END AS avg_order_value,
+       COALESCE(b.orders_in_full, 0) AS orders_in_full,
+       CASE WHEN b.orders > 0 THEN b.orders_in_full / b.orders END AS order_fill_rate
 FROM {regions} g
 LEFT JOIN by_region b ON b.region_id = g.region_id
 """
+
+# Fields the SQL returns as epoch milliseconds (time zone free); compute.py turns them into ISO 8601 UTC.
+TIMESTAMP_FIELDS = ("projected_stockout_ts", "next_receipt_ts")
 
 
 def _stockout_order(row: dict) -> tuple:

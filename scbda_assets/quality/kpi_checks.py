@@ -21,24 +21,35 @@ def _non_negative(value) -> bool:
 
 # kpi name -> (key field, ids that must all be present or None, {field: predicate})
 SANITY: dict[str, tuple[str, set[str] | None, dict[str, Callable]]] = {
-    "inventory_level": ("sku_id", None, {"on_hand_qty": _non_negative, "avg_on_hand_qty": _non_negative}),
+    "inventory_level": ("sku_id", None, {"on_hand_qty": _non_negative, "avg_on_hand_qty": _non_negative,
+                                         "days_of_cover": _non_negative}),
     "stockout_risk": ("sku_id", None, {
         "on_hand_qty": _non_negative,
         "days_to_stockout": _non_negative,
+        "demand_per_day": _non_negative,
+        "demand_stddev_per_day": _non_negative,
+        "horizon_days": _non_negative,
+        "stockout_probability": _in_unit_interval,
         "severity": lambda s: s in ("critical", "warning", "ok"),
     }),
     "supplier_performance": ("supplier_id", {s.supplier_id for s in SUPPLIERS}, {
         "on_time_rate": _in_unit_interval,
         "shipments_created": _non_negative,
         "avg_actual_lead_time_days": _non_negative,
+        "avg_delay_days": _non_negative,
+        "in_transit": _non_negative,
+        "overdue": _non_negative,
     }),
     "dc_utilization": ("dc_id", {d.dc_id for d in DCS}, {
         "utilization": _non_negative,
         "volume_m3": _non_negative,
+        "inbound_m3": _non_negative,
+        "projected_utilization": _non_negative,
         "status": lambda s: s in ("critical", "high", "ok"),
     }),
     "regional_fulfillment": ("region_id", {r.region_id for r in REGIONS}, {
         "fill_rate": _in_unit_interval,
+        "order_fill_rate": _in_unit_interval,
         "revenue": _non_negative,
         "units_fulfilled": _non_negative,
     }),
@@ -54,6 +65,10 @@ def kpi_sanity_problems(kpi: str, snapshot: dict | None) -> list[str]:
     if not isinstance(rows, list):
         return [f"kpi:{kpi} has no rows list"]
     problems = []
+    if kpi == "supplier_performance":  # overdue shipments are a subset of those in transit
+        over = [row.get(key_field) for row in rows if (row.get("overdue") or 0) > (row.get("in_transit") or 0)]
+        if over:
+            problems.append(f"overdue > in_transit for {len(over)} rows (e.g. {over[0]})")
     if required_ids is not None:
         missing = required_ids - {row.get(key_field) for row in rows}
         if missing:

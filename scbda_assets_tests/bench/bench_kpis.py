@@ -1,11 +1,13 @@
-"""KPI refresh benchmark (SPEC §13): tick → all five KPIs in Redis, p50/p95 at 1x and 100x the default rate, and
-the per-run cost of a fresh process on the warm Spark Connect server against a cold local Spark session.
+"""KPI refresh benchmark (SPEC §13, issue 13): tick → all five KPIs and history:daily in Redis, p50/p95, with
 
-Each rate gets its own database, filled by the generator's backfill (2 hours by default, ending at the current
-minute, so the KPI windows hold live-like data). Timed runs use the same code path as the asset and the CLI
-(``run_refresh``), once with the order sums from the minute rollup (the default) and once straight from
-``orders_fact`` (the previous design), interleaved so both see the same load; the fresh-process runs call
-``scbda kpis``. Set SCBDA_BENCH_KPI_MINUTES / _RUNS / _PROCESS_RUNS to shorten.
+- ``30d``: 30 days of history generated at a low rate, ≥ 80 % of it archived to Parquet by the archive's own code
+  path, then the live minutes (the 15-minute window and a bit) at 100× the default rate;
+- ``1d``: 1 day of history at 1×, all in MongoDB;
+
+so neither the history length nor the rate should change the cost. Also: the first (cold) build of the history
+layer, the history read inside a run, the build of one hour of 100× orders, the size of the history database, and
+``scbda sql`` counts over 30 days (cold only vs hot + cold). Runs go through ``run_refresh`` with a
+``SparkHandle`` (a Connect session closed by the server is reopened). Set SCBDA_BENCH_KPI_RUNS to shorten.
 """
 
 from __future__ import annotations
@@ -13,221 +15,142 @@ from __future__ import annotations
 import datetime as dt
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import pymongo
 import redis
 
-from scbda_assets.kpis import rollup
+from scbda_assets.archive.protocol import archive_range
+from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.history import maintain
+from scbda_assets.history.sql_views import run_sql
+from scbda_assets.history.store import history_database
 from scbda_assets.kpis.compute import KPI_NAMES
-from scbda_assets.kpis.refresh import open_spark, run_refresh
+from scbda_assets.kpis.refresh import SparkHandle, open_spark, run_refresh, wall_clock
 from scbda_assets.resources import spark_config
 from scbda_assets.settings import Settings
 
-RATES = {"1x": 1500.0, "100x": 150000.0}
-TARGET_P95 = {"1x": 5.0, "100x": 8.0}
-BACKFILL_MINUTES = int(os.environ.get("SCBDA_BENCH_KPI_MINUTES", "120"))
-TIMED_RUNS = int(os.environ.get("SCBDA_BENCH_KPI_RUNS", "12"))
-PROCESS_RUNS = int(os.environ.get("SCBDA_BENCH_KPI_PROCESS_RUNS", "3"))
+LOW_RATE, ONE_X, HUNDRED_X = 20.0, 1500.0, 150000.0
+LIVE_MINUTES = 16  # the 15-minute live window at 100x, plus the minute in progress
+TIMED_RUNS = int(os.environ.get("SCBDA_BENCH_KPI_RUNS", "8"))
+TARGET_P95 = {"30d": 8.0, "1d": 5.0}
 SEED = 7
 
 
 def run(ctx) -> list[dict]:
     base: Settings = ctx["settings"]
     rows: list[dict] = []
-    for label, rate in RATES.items():
+    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    for label in ("30d", "1d"):
         settings = Settings.from_env({**base.to_env(), "SCBDA_MONGO_DB": f"bench_kpis_{label}",
-                                      "SCBDA_EVENTS_PER_MINUTE": str(rate)})
+                                      "SCBDA_ARCHIVE_URI": f"{base.archive_uri.rstrip('/')}/bench_kpis_{label}"})
+        client = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
         try:
-            rows += _bench_rate(settings, label, rate)
+            rows += _scenario(settings, label, end)
         finally:
-            pymongo.MongoClient(settings.mongo_uri).drop_database(settings.mongo_db)
+            client.drop_database(settings.mongo_db)
+            client.drop_database(f"{settings.mongo_db}_history")
+            client.close()
     return rows
 
 
 def _row(metric, value, unit, target="", note="") -> dict:
+    print(f"   {metric} = {value} {unit} {target} {note}", flush=True)  # progress: the setup takes minutes
     return {"benchmark": "kpis", "metric": metric, "value": value, "unit": unit, "target": target, "note": note}
 
 
-def _load() -> str:
-    return "/".join(f"{value:.1f}" for value in os.getloadavg())
+def _scenario(settings: Settings, label: str, end: dt.datetime) -> list[dict]:
+    from dagster_pyspark.resources import spark_session_from_config
 
-
-def _bench_rate(settings: Settings, label: str, rate: float) -> list[dict]:
     from scbda_assets.generator.backfill import backfill
 
-    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-    _seed_dimensions(settings, rate)
-    summary = backfill(settings, minutes=BACKFILL_MINUTES, rate=rate, end=end, seed=SEED, progress=False)
+    _seed_dimensions(settings)
     client = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)
     db = client[settings.mongo_db]
     cache = redis.Redis.from_url(settings.redis_url)
     config = spark_config(settings)
-    from dagster_pyspark.resources import spark_session_from_config
+    handle = SparkHandle(lambda: open_spark(config, lambda: spark_session_from_config(config)))
+    archive = ArchiveStore(settings.archive_uri)
+    rows, notes = [], []
+    started = time.perf_counter()
+    if label == "30d":
+        history = backfill(settings, minutes=30 * 1440 - LIVE_MINUTES, rate=LOW_RATE,
+                           end=end - dt.timedelta(minutes=LIVE_MINUTES), seed=SEED, progress=False)
+        live = backfill(settings, minutes=LIVE_MINUTES, rate=HUNDRED_X, end=end, seed=SEED, progress=False)
+        notes.append(f"{history['total_events']} events over 30 days at {LOW_RATE:g}/min + "
+                     f"{live['total_events']} in the last {LIVE_MINUTES} min at 100x")
+        archived_at = time.perf_counter()
+        handle.run(lambda spark: archive_range(db, spark, archive, start=end - dt.timedelta(days=31),
+                                               end=end - dt.timedelta(hours=2), now=end, safety_minutes=60))
+        rows.append(_row("archive_30d_seconds", round(time.perf_counter() - archived_at, 1), "s"))
+    else:
+        history = backfill(settings, minutes=1440, rate=ONE_X, end=end, seed=SEED, progress=False)
+        notes.append(f"{history['total_events']} events over 1 day at 1x, all in MongoDB")
+    rows.append(_row(f"setup_{label}_seconds", round(time.perf_counter() - started, 1), "s", "", notes[0]))
+    orders_hot = db.orders_fact.estimated_document_count()
+    orders_cold = sum(len(archive.list_files(f"orders_fact/{d}", recursive=True)) for d in
+                      archive.list_dirs("orders_fact"))
 
-    spark = open_spark(config, lambda: spark_session_from_config(config))
-    orders_in_window = db.orders_fact.count_documents({"order_ts": {"$gte": end - dt.timedelta(minutes=15)}})
-    load_start = _load()
+    def tick(as_of):
+        t0 = time.perf_counter()
+        outcome = run_refresh(db=db, spark=handle, redis_client=cache, as_of=as_of, ttl_seconds=180,
+                              names=KPI_NAMES, key=settings.redis_key, clock=wall_clock, archive=archive,
+                              supplier_window_days=30)
+        assert cache.exists(settings.redis_key("history:daily"))
+        return time.perf_counter() - t0, outcome
 
-    def refresh(as_of, orders_from):
-        started = time.perf_counter()
-        outcome = run_refresh(db=db, spark=spark, redis_client=cache, as_of=as_of, orders_from=orders_from,
-                              ttl_seconds=settings.kpi_ttl_seconds, names=KPI_NAMES, key=settings.redis_key)
-        assert cache.exists(*[settings.redis_key(f"kpi:{name}") for name in KPI_NAMES]) == len(KPI_NAMES)
-        assert outcome.run.orders_from == orders_from, outcome.run.orders_from
-        return time.perf_counter() - started, outcome
-
-    # Warm-up: the first plans compile slowly on a fresh server (JIT); the first rollup run folds the whole backfill.
-    _, first = refresh(end, "rollup")
-    initial_fold = first.run.input_seconds["orders_rollup_fold"]
-    rollup_rows = db[rollup.ROLLUP].estimated_document_count()
-    for mode in ("facts", "rollup", "facts"):
-        refresh(end, mode)
-    # Side by side, interleaved, so both modes see the same machine load.
-    timings = {mode: {"total": [], "mongo": [], "spark": [], "orders": []} for mode in ("facts", "rollup")}
+    first, outcome = tick(end)  # builds the history layer from scratch (every hour of 30 days)
+    rows.append(_row(f"first_tick_{label}", round(first, 2), "s", "",
+                     f"cold history build: {outcome.run.history['refresh']['order_hours_built']} hours "
+                     f"({outcome.run.history['refresh']['order_hours_from_archive']} from Parquet)"))
+    totals, history_reads = [], []
     for i in range(TIMED_RUNS):
-        for mode in ("facts", "rollup") if i % 2 == 0 else ("rollup", "facts"):
-            elapsed, outcome = refresh(end - dt.timedelta(minutes=i % 3), mode)
-            timings[mode]["total"].append(elapsed)
-            timings[mode]["mongo"].append(outcome.run.mongo_seconds)
-            timings[mode]["spark"].append(outcome.run.spark_seconds)
-            timings[mode]["orders"].append(outcome.run.input_seconds["orders/15m"])
-    spark_one, spark_five = _spark_side_by_side(db, spark, end)
-    folds = _live_minute_folds(db, end)
-    note = (f"{summary['total_events']} events backfilled over {BACKFILL_MINUTES} min; "
-            f"{orders_in_window} orders in the 15-min window; {TIMED_RUNS} runs per mode, interleaved, warm process; "
-            f"load avg {load_start} -> {_load()}")
-    rows = []
-    for mode, suffix in (("rollup", ""), ("facts", "_direct")):
-        series = timings[mode]
-        rows += [
-            _row(f"refresh_p50_{label}{suffix}", round(statistics.median(series["total"]), 3), "s", "", note),
-            _row(f"refresh_p95_{label}{suffix}", round(_p95(series["total"]), 3), "s",
-                 f"<= {TARGET_P95[label]}" if mode == "rollup" else "", f"orders from {mode}"),
-            _row(f"mongo_pushdown_p50_{label}{suffix}", round(statistics.median(series["mongo"]), 3), "s"),
-            _row(f"mongo_orders_query_p50_{label}{suffix}", round(statistics.median(series["orders"]), 3), "s"),
-            _row(f"spark_sql_p50_{label}{suffix}", round(statistics.median(series["spark"]), 3), "s"),
-        ]
+        elapsed, outcome = tick(end - dt.timedelta(minutes=i % 2))
+        totals.append(elapsed)
+        history_reads.append(outcome.run.input_seconds.get("history", 0.0))
+    hours_in_db = history_database(db).command("dbStats")["dataSize"] / 1e6
+    stockout = {(r["sku_id"], r["dc_id"]): r for r in outcome.run.results["stockout_risk"].rows}
+    suppliers = outcome.run.results["supplier_performance"].rows
     rows += [
-        _row(f"spark_one_action_p50_{label}", round(statistics.median(spark_one), 3), "s", "",
-             "the five queries as one action, 1 shuffle partition (now)"),
-        _row(f"spark_five_actions_p50_{label}", round(statistics.median(spark_five), 3), "s", "",
-             "the five queries as five concurrent actions with ORDER BY, session defaults (before)"),
-        _row(f"rollup_initial_fold_{label}", round(initial_fold, 3), "s", "",
-             f"first fold after the backfill (folds it all: {rollup_rows} rollup rows)"),
-        _row(f"rollup_fold_new_minute_p50_{label}", round(statistics.median(folds), 3), "s", "",
-             f"fold of one more minute of orders (~{int(rate)}/min), as each live KPI run does"),
-        _row(f"backfill_events_per_s_{label}", summary["events_per_second"], "events/s"),
+        _row(f"tick_to_redis_p50_{label}", round(statistics.median(totals), 3), "s"),
+        _row(f"tick_to_redis_p95_{label}", round(_p95(totals), 3), "s", f"<= {TARGET_P95[label]}",
+             f"{TIMED_RUNS} ticks, warm; {orders_hot} orders hot, {orders_cold} order files archived"),
+        _row(f"history_read_in_tick_p50_{label}", round(statistics.median(history_reads), 3), "s", "< 1",
+             "refresh of new/late hours + 7/30-day reads"),
+        _row(f"history_db_size_{label}", round(hours_in_db, 2), "MB", "", "<db>_history dataSize (not measured "
+             "by the archive sensor)"),
+        _row(f"suppliers_with_receipts_{label}", sum(1 for r in suppliers if r["shipments_received"]), "of 4"),
+        _row(f"pairs_with_7d_demand_{label}", sum(1 for r in stockout.values() if r["demand_per_day"] > 0),
+             f"of {len(stockout)}"),
     ]
-    if label == "1x":
-        rows += _process_costs(settings, end)
-    client.close()
+    if label == "30d":
+        hour = end.replace(minute=0) - dt.timedelta(hours=0 if end.minute >= LIVE_MINUTES else 1)
+        t0 = time.perf_counter()
+        maintain.rebuild_hour(db, archive, hour, now=end)
+        rows.append(_row("history_build_one_hour_100x", round(time.perf_counter() - t0, 3), "s", "",
+                         f"hour {hour:%H}:00 with up to {LIVE_MINUTES} minutes at 100x"))
+        for name, query in (("hot_plus_cold", "SELECT COUNT(*) AS n FROM orders"),):
+            t0 = time.perf_counter()
+            table = handle.run(lambda spark: run_sql(spark, db, archive, query))
+            rows.append(_row(f"sql_count_30d_{name}", round(time.perf_counter() - t0, 2), "s", "",
+                             f"{table.column('n')[0].as_py()} orders (Parquet ∪ MongoDB, de-duplicated)"))
+        t0 = time.perf_counter()
+        cold = handle.run(lambda spark: spark.read.parquet(archive.uri("orders_fact")).count())
+        rows.append(_row("sql_count_30d_cold_only", round(time.perf_counter() - t0, 2), "s", "",
+                         f"{cold} archived orders (Parquet only)"))
+    handle.close()
     cache.close()
+    client.close()
     return rows
 
 
-# The ORDER BY each query had before rows were sorted in Python (for the "before" Spark figure).
-_PREVIOUS_ORDER_BY = {
-    "inventory_level": "dc_id, sku_id",
-    "stockout_risk": "days_to_stockout ASC NULLS LAST, dc_id, sku_id",
-    "supplier_performance": "supplier_id",
-    "dc_utilization": "dc_id",
-    "regional_fulfillment": "region_id",
-}
+def _seed_dimensions(settings: Settings) -> None:
+    from scbda_assets.domain.reference import DIMENSIONS, dimension_documents
 
-
-def _spark_side_by_side(db, spark, as_of: dt.datetime) -> tuple[list[float], list[float]]:
-    """Spark alone on the same inputs: the current single action vs the previous five concurrent actions."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from scbda_assets.kpis import compute, sql
-
-    specs = list(compute.KPIS.values())
-    keys = {compute._query_key(spec, name) for spec in specs for name in spec.inputs}
-    tables = {key: compute._timed_aggregate(db, compute._query(key, as_of, False))[0] for key in keys}
-
-    def five_actions():
-        frames = {key: spark.createDataFrame(table, schema=compute._spark_schema(table.schema))
-                  for key, table in tables.items()}
-
-        def evaluate(spec):
-            args = {"window_minutes": spec.window_minutes, **sql.THRESHOLDS}
-            used = {key: value for key, value in args.items() if f":{key}" in spec.sql}
-            bound = {name: frames[compute._query_key(spec, name)] for name in spec.inputs}
-            text = f"{spec.sql}\nORDER BY {_PREVIOUS_ORDER_BY[spec.name]}"
-            return spark.sql(text, args=used, **bound).toArrow().to_pylist()
-
-        with ThreadPoolExecutor(max_workers=len(specs)) as pool:
-            list(pool.map(evaluate, specs))
-
-    one, five = [], []
-    for i in range(TIMED_RUNS):
-        for variant in ("one", "five") if i % 2 == 0 else ("five", "one"):
-            started = time.perf_counter()
-            compute._evaluate(spark, specs, tables) if variant == "one" else five_actions()
-            (one if variant == "one" else five).append(time.perf_counter() - started)
-    return one, five
-
-
-def _live_minute_folds(db, end: dt.datetime, minutes: int = 3) -> list[float]:
-    """The incremental cost a live run adds: one more minute of orders is ingested (a copy of the last backfilled
-    minute, fresh ids, ingested now), the rollup folds it in (plus the unsealed tail: the last minute or two)."""
-    last_minute = list(db.orders_fact.find({"order_ts": {"$gte": end - dt.timedelta(minutes=1), "$lt": end}},
-                                           {"_id": 0}))
-    seconds = []
-    for i in range(minutes):
-        rollup.fold_new_orders(db)
-        now = dt.datetime.now(dt.UTC)
-        db.orders_fact.insert_many([{**doc, "order_id": f"{doc['order_id']}-live{i}", "ingested_at": now}
-                                    for doc in last_minute], ordered=False)
-        started = time.perf_counter()
-        rollup.fold_new_orders(db)
-        seconds.append(time.perf_counter() - started)
-    return seconds
-
-
-def _process_costs(settings: Settings, as_of: dt.datetime) -> list[dict]:
-    """`scbda kpis` in a new process per run: on the warm Connect server vs a cold local Spark session."""
-    rows = []
-    for mode, remote in (("connect_warm", settings.spark_remote), ("local_cold", "local")):
-        # pyspark marks this process as Connect-mode in os.environ; the child decides for itself.
-        inherited = {k: v for k, v in os.environ.items()
-                     if not k.startswith("SCBDA_") and k not in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE",
-                                                                  "SPARK_LOCAL_REMOTE")}
-        env = {**inherited,
-               **settings.to_env(), "SCBDA_SPARK_REMOTE": remote}
-        costs = []
-        for _ in range(PROCESS_RUNS):
-            started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "scbda_assets.cli", "kpis", "--as-of", as_of.isoformat()],
-                                  env=env, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise RuntimeError(f"scbda kpis ({mode}) failed: {done.stderr.strip()[-2000:]}")
-            costs.append(time.perf_counter() - started)
-        rows.append(_row(f"process_run_{mode}_p50", round(statistics.median(costs), 3), "s", "",
-                         f"new process per run (imports + session + refresh), {PROCESS_RUNS} runs"))
-    warm, cold = rows[0]["value"], rows[1]["value"]
-    rows.append(_row("process_run_cold_over_warm", round(cold / warm, 2), "x"))
-    return rows
-
-
-def _seed_dimensions(settings: Settings, rate: float) -> None:
-    """The dimension collections as the reference assets write them (calibrated to the rate when available)."""
-    from scbda_assets.domain.reference import DIMENSIONS
-
-    try:
-        from scbda_assets.domain.calibration import dimension_documents as calibrated
-
-        def documents(name):
-            return calibrated(name, rate)
-    except ImportError:
-        from scbda_assets.domain.reference import dimension_documents as documents
     client = pymongo.MongoClient(settings.mongo_uri)
     db = client[settings.mongo_db]
     for name, (key, _) in DIMENSIONS.items():
-        for doc in documents(name):
+        for doc in dimension_documents(name):
             db[name].replace_one({key: doc[key]}, doc, upsert=True)
     client.close()
 

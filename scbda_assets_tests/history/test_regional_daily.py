@@ -15,8 +15,7 @@ import pytest
 
 from scbda_assets.archive.protocol import archive_range
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.history.assets import REDIS_KEY
-from scbda_assets.history.definitions import defs as history_defs
+from scbda_assets.history.assets import REDIS_KEY, regional_daily_history
 from scbda_assets.history.regional_daily import regional_daily, window
 from scbda_assets.resources import build_resources
 from scbda_assets_tests.archive import facts
@@ -96,7 +95,7 @@ def test_empty_stores_give_zero_rows_for_every_day_and_region(mongo_db, spark, s
 
 def test_asset_writes_the_redis_contract(mongo_db, redis_client, spark_settings, nine_days):
     result = dg.materialize(
-        history_defs.assets,
+        [regional_daily_history],
         resources=build_resources(spark_settings),
         run_config={"ops": {"regional_daily_history": {"config": {"as_of": AS_OF.isoformat()}}}},
         tags={"scbda/stage": "history"},

@@ -44,4 +44,5 @@ def kpi_db(mongo_db):
     """The test's database with the four dimension collections (as the reference assets store them)."""
     for name in DIMENSIONS:
         mongo_db[name].insert_many(dimension_documents(name))
-    return mongo_db
+    yield mongo_db
+    mongo_db.client.drop_database(f"{mongo_db.name}_history")  # the history layer a KPI run keeps next to it

@@ -1,8 +1,13 @@
 """A plain-Python reference implementation of the five KPI formulas (SPEC §9), straight from raw documents.
 
-Independent of the MongoDB pipelines and the Spark SQL: it applies the same documented rules (half-open windows,
-latest snapshot with ties broken by the greatest snapshot_id, requested demand, malformed documents and unknown
-ids skipped) so the two can be compared field by field.
+Independent of the MongoDB pipelines, the history layer and the Spark SQL: it applies the same documented rules
+(half-open windows, latest snapshot with ties broken by the greatest snapshot_id, requested demand, 7-day demand
+with history_days, per-UTC-day spread, shipments in transit at T, malformed documents and unknown ids skipped) to
+the raw documents of both stores (the caller passes every document once: hot and archived alike), so the two can be
+compared field by field.
+
+Well-formed, for the history window (demand, shipments), means the archive's schema (exact fields and BSON types,
+as ``scbda_assets.archive.schema``): a document is then counted the same before and after archival.
 """
 
 from __future__ import annotations
@@ -10,6 +15,39 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
+
+import math
+
+DAY_S = 86400.0
+ORDER_FIELDS = {"order_id": str, "sku_id": str, "dc_id": str, "region_id": str, "requested_qty": int,
+                "fulfilled_qty": int, "lost_qty": int, "order_value": float, "lost_revenue": float, "priority": str,
+                "order_ts": dt.datetime, "ingested_at": dt.datetime}
+SHIPMENT_FIELDS = {"shipment_id": str, "sku_id": str, "supplier_id": str, "dc_id": str, "quantity": int,
+                   "planned_lead_time_days": float, "shipment_ts": dt.datetime, "expected_arrival_ts": dt.datetime,
+                   "actual_arrival_ts": dt.datetime, "status": str, "ingested_at": dt.datetime}
+
+
+def schema_ok(doc: dict, fields: dict, nullable: tuple[str, ...] = ()) -> bool:
+    """The archive's $jsonSchema in Python: exactly these fields (plus _id), each of its type (int is not a
+    double, a bool is not an int), null only where allowed."""
+    if set(doc) - {"_id"} != set(fields):
+        return False
+    for name, kind in fields.items():
+        value = doc[name]
+        if value is None:
+            if name not in nullable:
+                return False
+        elif kind is int:
+            if not _whole(value):
+                return False
+        elif not isinstance(value, kind) or isinstance(value, bool):
+            return False
+    return True
+
+
+def upper_tail(z: float) -> float:
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
 
 WINDOWS = {"inventory_level": 15, "stockout_risk": 15, "supplier_performance": 30, "dc_utilization": 15,
            "regional_fulfillment": 15}
@@ -27,7 +65,8 @@ def _in(ts, start, end) -> bool:
     return isinstance(ts, dt.datetime) and start <= ts < end
 
 
-def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as_of: dt.datetime) -> dict:
+def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as_of: dt.datetime,
+                   supplier_days: int = 30) -> dict:
     skus = {d["sku_id"]: d for d in dims["skus_dim"]}
     dcs = {d["dc_id"]: d for d in dims["dcs_dim"]}
     regions = {d["region_id"]: d for d in dims["regions_dim"]}
@@ -48,7 +87,7 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
             latest = max(items, key=lambda s: (s["inventory_ts"], s["snapshot_id"]))
             pairs[(sku, dc)] = (latest, sum(s["on_hand_qty"] for s in items) / len(items))
 
-    orders = defaultdict(lambda: {"orders": 0, "req": 0, "ful": 0, "rev": 0.0, "lost": 0.0})
+    orders = defaultdict(lambda: {"orders": 0, "req": 0, "ful": 0, "rev": 0.0, "lost": 0.0, "full": 0})
     for o in facts["orders_fact"]:
         if (_in(o.get("order_ts"), start15, as_of) and isinstance(o.get("sku_id"), str)
                 and isinstance(o.get("dc_id"), str) and _whole(o.get("requested_qty"))
@@ -60,34 +99,81 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
             agg["ful"] += o["fulfilled_qty"]
             agg["rev"] += o["order_value"]
             agg["lost"] += o["lost_revenue"]
+            agg["full"] += o["fulfilled_qty"] == o["requested_qty"]
+
+    # History window: 7 days of requested demand over well-formed orders of both stores.
+    order_times = [o["order_ts"] for o in facts["orders_fact"] if isinstance(o.get("order_ts"), dt.datetime)]
+    earliest = min(order_times) if order_times else None
+    history_days = 1 / 24 if earliest is None else max(1 / 24, min(7.0, (as_of - earliest).total_seconds() / DAY_S))
+    good_orders = [o for o in facts["orders_fact"] if schema_ok(o, ORDER_FIELDS)]
+    week = defaultdict(int)
+    today = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
+    first_hour = earliest.replace(minute=0, second=0, microsecond=0) if earliest else None
+    days = [today - dt.timedelta(days=7 - i) for i in range(7)]
+    days = [d for d in days if first_hour is not None and d >= first_hour]
+    per_day = defaultdict(int)
+    for o in good_orders:
+        if as_of - dt.timedelta(days=7) <= o["order_ts"] < as_of:
+            week[(o["sku_id"], o["dc_id"])] += o["requested_qty"]
+        day = o["order_ts"].replace(hour=0, minute=0, second=0, microsecond=0)
+        if day in days:
+            per_day[(o["sku_id"], o["dc_id"], day)] += o["requested_qty"]
+
+    good_shipments = [s for s in facts["shipments_fact"] if schema_ok(s, SHIPMENT_FIELDS, ("actual_arrival_ts",))]
+
+    def in_transit(s):
+        return s["shipment_ts"] < as_of and (s["actual_arrival_ts"] is None or s["actual_arrival_ts"] >= as_of)
+
+    next_receipt = {}
+    for s in good_shipments:
+        if in_transit(s):
+            key = (s["sku_id"], s["dc_id"])
+            next_receipt[key] = min(next_receipt.get(key, s["expected_arrival_ts"]), s["expected_arrival_ts"])
 
     inventory_level, stockout = [], []
     for (sku, dc), (latest, avg) in sorted(pairs.items(), key=lambda item: (item[0][1], item[0][0])):
         base = {"sku_id": sku, "dc_id": dc, "product_name": skus[sku]["product_name"],
                 "category": skus[sku]["category"], "dc_name": dcs[dc]["dc_name"], "region_id": dcs[dc]["region_id"],
                 "on_hand_qty": latest["on_hand_qty"]}
+        on_hand = latest["on_hand_qty"]
+        demand = week[(sku, dc)] / history_days
+        days_to = on_hand / demand if demand > 0 else None
         inventory_level.append({**base, "avg_on_hand_qty": avg, "safety_stock": float(latest["safety_stock"]),
                                 "reorder_point": float(latest["reorder_point"]),
-                                "below_safety_stock": latest["on_hand_qty"] < latest["safety_stock"]})
-        demand = orders[(sku, dc)]["req"] * 1440 / 15 if (sku, dc) in orders else 0.0
-        days = latest["on_hand_qty"] / demand if demand > 0 else None
-        severity = "ok" if days is None or days >= 7 else "critical" if days < 2 else "warning"
-        stockout.append({**base, "demand_per_day": float(demand), "days_to_stockout": days, "severity": severity})
+                                "below_safety_stock": on_hand < latest["safety_stock"], "days_of_cover": days_to})
+        units = [per_day[(sku, dc, d)] for d in days]
+        spread = statistics.stdev(units) if len(units) >= 2 else None
+        receipt = next_receipt.get((sku, dc))
+        horizon = (max((receipt - as_of).total_seconds() / DAY_S, 0.0) if receipt is not None
+                   else float(skus[sku]["lead_time_days"]))
+        mu = demand * horizon
+        sigma = spread * math.sqrt(horizon) if spread is not None else None
+        if not sigma:
+            probability = 1.0 if on_hand < mu else 0.0
+        else:
+            probability = upper_tail((on_hand - mu) / sigma)
+        severity = "ok" if days_to is None or days_to >= 7 else "critical" if days_to < 2 else "warning"
+        live = orders[(sku, dc)]["req"] * 1440 / 15 if (sku, dc) in orders else 0.0
+        on_order = latest.get("on_order_qty")
+        stockout.append({
+            **base, "on_order_qty": on_order if _whole(on_order) else None,
+            "demand_per_day": float(demand), "history_days": float(history_days),
+            "demand_stddev_per_day": spread, "live_demand_per_day": float(live), "days_to_stockout": days_to,
+            "projected_stockout_ts": _iso(as_of + dt.timedelta(days=days_to)) if days_to is not None else None,
+            "next_receipt_ts": _iso(receipt) if receipt is not None else None,
+            "horizon_days": horizon, "stockout_probability": probability,
+            "stockout_before_receipt": days_to is not None and days_to < horizon, "severity": severity})
     stockout.sort(key=lambda r: (r["days_to_stockout"] is None, r["days_to_stockout"] or 0, r["dc_id"], r["sku_id"]))
 
-    created, received = defaultdict(list), defaultdict(list)
-    for s in facts["shipments_fact"]:
-        if not isinstance(s.get("supplier_id"), str):
-            continue
-        if _in(s.get("shipment_ts"), start30, as_of) and _number(s.get("planned_lead_time_days")):
-            created[s["supplier_id"]].append(float(s["planned_lead_time_days"]))
-        if (_in(s.get("actual_arrival_ts"), start30, as_of) and isinstance(s.get("shipment_ts"), dt.datetime)
-                and isinstance(s.get("expected_arrival_ts"), dt.datetime)):
-            received[s["supplier_id"]].append(s)
+    hist_start = as_of - dt.timedelta(days=supplier_days)
     supplier_rows = []
     for sid in sorted(suppliers):
-        planned, got = created.get(sid, []), received.get(sid, [])
-        lead = [(s["actual_arrival_ts"] - s["shipment_ts"]).total_seconds() / 86400 for s in got]
+        mine = [s for s in good_shipments if s["supplier_id"] == sid]
+        planned = [s["planned_lead_time_days"] for s in mine if hist_start <= s["shipment_ts"] < as_of]
+        got = [s for s in mine if s["actual_arrival_ts"] is not None and hist_start <= s["actual_arrival_ts"] < as_of]
+        lead = [(s["actual_arrival_ts"] - s["shipment_ts"]).total_seconds() / DAY_S for s in got]
+        delay = [max(0.0, (s["actual_arrival_ts"] - s["expected_arrival_ts"]).total_seconds() / DAY_S) for s in got]
+        transit = [s for s in mine if in_transit(s)]
         supplier_rows.append({
             "supplier_id": sid, "supplier_name": suppliers[sid]["supplier_name"],
             "supplier_type": suppliers[sid]["supplier_type"],
@@ -97,13 +183,23 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
             "stddev_planned_lead_time_days": statistics.stdev(planned) if len(planned) >= 2 else None,
             "shipments_received": len(got),
             "avg_actual_lead_time_days": statistics.fmean(lead) if lead else None,
+            "stddev_actual_lead_time_days": statistics.stdev(lead) if len(lead) >= 2 else None,
             "on_time_rate": (sum(s["actual_arrival_ts"] <= s["expected_arrival_ts"] for s in got) / len(got)
                              if got else None),
+            "avg_delay_days": statistics.fmean(delay) if delay else None,
+            "in_transit": len(transit),
+            "overdue": sum(s["expected_arrival_ts"] < as_of for s in transit),
+            "created_30m": sum(start30 <= s["shipment_ts"] < as_of for s in mine),
+            "received_30m": sum(s["actual_arrival_ts"] is not None and start30 <= s["actual_arrival_ts"] < as_of
+                                for s in mine),
         })
 
-    volume = defaultdict(float)
+    volume, inbound = defaultdict(float), defaultdict(float)
     for (sku, dc), (latest, _) in pairs.items():
         volume[dc] += latest["on_hand_qty"] * skus[sku]["storage_m3"]
+    for s in good_shipments:
+        if in_transit(s) and s["sku_id"] in skus:
+            inbound[s["dc_id"]] += s["quantity"] * skus[s["sku_id"]]["storage_m3"]
     dc_rows = []
     for dc in sorted(dcs):
         d = dcs[dc]
@@ -112,9 +208,11 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
         dc_rows.append({"dc_id": dc, "dc_name": d["dc_name"], "region_id": d["region_id"], "city": d["city"],
                         "latitude": d["latitude"], "longitude": d["longitude"], "volume_m3": volume[dc],
                         "capacity_m3": float(d["capacity_m3"]), "utilization": util, "status": status,
-                        "over_threshold": util is not None and util > 0.85})
+                        "over_threshold": util is not None and util > 0.85, "inbound_m3": inbound[dc],
+                        "projected_utilization": (volume[dc] + inbound[dc]) / d["capacity_m3"]
+                        if d["capacity_m3"] > 0 else None})
 
-    by_region = defaultdict(lambda: {"orders": 0, "req": 0, "ful": 0, "rev": 0.0, "lost": 0.0})
+    by_region = defaultdict(lambda: {"orders": 0, "req": 0, "ful": 0, "rev": 0.0, "lost": 0.0, "full": 0})
     for (sku, dc), agg in orders.items():
         if sku in skus and dc in dcs:
             target = by_region[dcs[dc]["region_id"]]
@@ -129,7 +227,13 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
             "fill_rate": agg["ful"] / agg["req"] if agg["req"] > 0 else None,
             "revenue": agg["rev"], "lost_revenue": agg["lost"],
             "avg_order_value": agg["rev"] / agg["orders"] if agg["orders"] else None,
+            "orders_in_full": agg["full"],
+            "order_fill_rate": agg["full"] / agg["orders"] if agg["orders"] else None,
         })
 
     return {"inventory_level": inventory_level, "stockout_risk": stockout, "supplier_performance": supplier_rows,
             "dc_utilization": dc_rows, "regional_fulfillment": region_rows}
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat()

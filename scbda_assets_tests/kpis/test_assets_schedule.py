@@ -12,14 +12,17 @@ from scbda_assets.definitions import build_definitions
 from scbda_assets.kpis.assets import ASSET_KEYS, kpis
 from scbda_assets.kpis.schedule import kpi_schedule
 from scbda_assets.resources import build_resources
-from scbda_assets_tests.kpis.conftest import T, minutes_before, order, snapshot
+from scbda_assets_tests.kpis.conftest import order, snapshot
 
-RUN_CONFIG = {"ops": {"kpis": {"config": {"as_of": T.isoformat()}}}}
+# The asset reads the wall clock (is the as-of live or past?), so these runs use the wall clock throughout.
+NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+RUN_CONFIG = {"ops": {"kpis": {"config": {"as_of": NOW.isoformat()}}}}
 UPSTREAM = {
-    "kpi_inventory_level": {"inventory_fact", "skus_dim", "dcs_dim"},
-    "kpi_stockout_risk": {"inventory_fact", "orders_fact", "skus_dim", "dcs_dim"},
-    "kpi_supplier_performance": {"shipments_fact", "suppliers_dim"},
-    "kpi_dc_utilization": {"inventory_fact", "skus_dim", "dcs_dim"},
+    "kpi_inventory_level": {"inventory_fact", "skus_dim", "dcs_dim", "orders_hourly"},
+    "kpi_stockout_risk": {"inventory_fact", "orders_fact", "skus_dim", "dcs_dim", "orders_hourly",
+                          "shipments_history"},
+    "kpi_supplier_performance": {"shipments_history", "suppliers_dim"},
+    "kpi_dc_utilization": {"inventory_fact", "skus_dim", "dcs_dim", "shipments_history"},
     "kpi_regional_fulfillment": {"orders_fact", "regions_dim", "dcs_dim", "skus_dim"},
 }
 
@@ -39,9 +42,13 @@ def test_assets_declare_the_collections_they_read(tmp_path):
         assert kpis.group_names_by_key[dg.AssetKey(key)] == "kpis"
 
 
+def _before(minutes: float) -> dt.datetime:
+    return NOW - dt.timedelta(minutes=minutes)
+
+
 def test_materialize_all_records_metadata_and_writes_redis(kpi_db, redis_client, spark_settings):
-    kpi_db.inventory_fact.insert_one(snapshot("s1", "SKU-STAPLE-001", "DC-KHI", 250, minutes_before(1)))
-    kpi_db.orders_fact.insert_one(order("o1", "SKU-STAPLE-001", "DC-KHI", minutes_before(2), 5, 4, value=400.0))
+    kpi_db.inventory_fact.insert_one(snapshot("s1", "SKU-STAPLE-001", "DC-KHI", 250, _before(1)))
+    kpi_db.orders_fact.insert_one(order("o1", "SKU-STAPLE-001", "DC-KHI", _before(2), 5, 4, value=400.0))
     result = dg.materialize([kpis], resources=build_resources(spark_settings), run_config=RUN_CONFIG)
     assert result.success
     metadata = _materializations(result)
@@ -50,7 +57,7 @@ def test_materialize_all_records_metadata_and_writes_redis(kpi_db, redis_client,
     assert counts == {"kpi_inventory_level": 1, "kpi_stockout_risk": 1, "kpi_supplier_performance": 4,
                       "kpi_dc_utilization": 5, "kpi_regional_fulfillment": 4}
     for meta in metadata.values():
-        assert meta["as_of"].value == T.timestamp()
+        assert meta["as_of"].value == NOW.timestamp() and meta["published"].value is True
         assert meta["compute_seconds"].value > 0
         assert meta["preview"].value.startswith("| ")
     assert metadata["kpi_inventory_level"]["total_on_hand"].value == 250.0
@@ -61,7 +68,23 @@ def test_materialize_all_records_metadata_and_writes_redis(kpi_db, redis_client,
     assert metadata["kpi_dc_utilization"]["avg_utilization"].value > 0
     for name in ("inventory_level", "stockout_risk", "supplier_performance", "dc_utilization",
                  "regional_fulfillment"):
-        assert json.loads(redis_client.get(f"kpi:{name}"))["as_of"] == T.isoformat()
+        assert json.loads(redis_client.get(f"kpi:{name}"))["as_of"] == NOW.isoformat()
+    daily = json.loads(redis_client.get("history:daily"))
+    assert daily["days"] == 30 and len(daily["regions"]) == 30 * 4 and len(daily["suppliers"]) == 30 * 4
+    assert sum(r["orders"] for r in daily["regions"]) == 1
+
+
+def test_a_past_as_of_records_payloads_in_metadata_and_leaves_the_live_keys(kpi_db, redis_client, spark_settings):
+    redis_client.set("kpi:stockout_risk", "live")
+    kpi_db.inventory_fact.insert_one(snapshot("s1", "SKU-STAPLE-001", "DC-KHI", 250, _before(24 * 60 + 1)))
+    past = {"ops": {"kpis": {"config": {"as_of": _before(24 * 60).isoformat()}}}}
+    result = dg.materialize([kpis], resources=build_resources(spark_settings), run_config=past)
+    assert result.success
+    metadata = _materializations(result)
+    payload = metadata["kpi_inventory_level"]["payload"].value
+    assert payload["rows"][0]["on_hand_qty"] == 250 and metadata["kpi_inventory_level"]["published"].value is False
+    assert {key.decode() for key in redis_client.keys("*")} == {"kpi:stockout_risk"}
+    assert redis_client.get("kpi:stockout_risk") == b"live"
 
 
 def test_subset_materializes_and_writes_only_the_selected_kpis(kpi_db, redis_client, spark_settings):
@@ -72,6 +95,7 @@ def test_subset_materializes_and_writes_only_the_selected_kpis(kpi_db, redis_cli
     assert set(_materializations(result)) == {"kpi_dc_utilization", "kpi_supplier_performance"}
     assert {key.decode() for key in redis_client.keys("kpi:*")} == {
         "kpi:dc_utilization", "kpi:supplier_performance", "kpi:last_update", "kpi:history"}
+    assert redis_client.exists("history:daily")
 
 
 def test_a_failed_run_materializes_nothing_and_writes_nothing(kpi_db, redis_client, spark_settings):
@@ -98,7 +122,7 @@ def test_schedule_passes_the_tick_as_as_of():
     with dg.instance_for_test() as instance:
         request = kpi_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
     assert isinstance(request, dg.RunRequest)
-    assert request.run_config["ops"]["kpis"]["config"]["as_of"] == tick.isoformat()
+    assert request.run_config["ops"]["kpis"]["config"] == {"as_of": tick.isoformat(), "live": True}
     assert request.tags["scbda/as_of"] == tick.isoformat()
     assert request.run_key == f"kpis-{tick.isoformat()}"
 

@@ -15,7 +15,7 @@ ATTA, MILK = "SKU-STAPLE-001", "SKU-DAIRY-001"
 
 
 def rows(db, spark, *names, as_of=T):
-    run = compute_kpis(db, spark, as_of, names or KPI_NAMES)
+    run = compute_kpis(db, spark, as_of, names or KPI_NAMES, now=as_of)
     return {name: result.rows for name, result in run.results.items()}
 
 
@@ -24,10 +24,12 @@ def by(rows_, *keys):
 
 
 def test_empty_window_keeps_every_supplier_dc_and_region_with_zeros_and_nulls(kpi_db, spark):
-    # Only data outside the window: before T - 30 min and at T itself.
+    # Only data outside the windows: before T - 15 min (live), before T - 30 days (supplier) and at T itself.
     kpi_db.inventory_fact.insert_one(snapshot("s-old", ATTA, KHI, 500, minutes_before(16)))
     kpi_db.orders_fact.insert_one(order("o-at-T", ATTA, KHI, T, requested=5))
-    kpi_db.shipments_fact.insert_one(shipment("sh-old", "SUP-LOCAL-001", minutes_before(31)))
+    received = minutes_before(31 * 1440)
+    kpi_db.shipments_fact.insert_one(shipment("sh-old", "SUP-LOCAL-001", received - dt.timedelta(days=2),
+                                              actual=received))
     result = rows(kpi_db, spark)
     assert result["inventory_level"] == [] and result["stockout_risk"] == []
     assert [r["supplier_id"] for r in result["supplier_performance"]] == [
@@ -66,14 +68,18 @@ def test_window_is_half_open_on_event_time(kpi_db, spark):
     (level,) = result["inventory_level"]
     assert (level["sku_id"], level["on_hand_qty"], level["avg_on_hand_qty"]) == (ATTA, 100, 100.0)
     (risk,) = result["stockout_risk"]
-    assert risk["demand_per_day"] == pytest.approx(3 * 1440 / 15)
+    assert risk["live_demand_per_day"] == pytest.approx(3 * 1440 / 15)
+    # 7-day demand: o1 and o3 (o2 is at T); the store's earliest order is o3, 15 min + 1 ms before T (>= 1 h floor).
+    assert risk["history_days"] == pytest.approx(1 / 24) and risk["demand_per_day"] == pytest.approx(10 * 24)
     sindh = by(result["regional_fulfillment"], "region_id")["PK-SINDH"]
     assert (sindh["orders"], sindh["units_requested"], sindh["revenue"]) == (1, 3, 30.0)
     suppliers = by(result["supplier_performance"], "supplier_id")
-    assert suppliers["SUP-LOCAL-001"]["shipments_created"] == 1
+    assert suppliers["SUP-LOCAL-001"]["shipments_created"] == 1 and suppliers["SUP-LOCAL-001"]["created_30m"] == 1
     assert suppliers["SUP-LOCAL-001"]["avg_planned_lead_time_days"] == 2.0
-    assert suppliers["SUP-LOCAL-001"]["shipments_received"] == 1
-    assert suppliers["SUP-LOCAL-002"]["shipments_received"] == 0
+    assert suppliers["SUP-LOCAL-001"]["shipments_received"] == 1 and suppliers["SUP-LOCAL-001"]["received_30m"] == 1
+    assert suppliers["SUP-LOCAL-002"]["shipments_received"] == 0 and suppliers["SUP-LOCAL-002"]["received_30m"] == 0
+    # Received exactly at T: still in transit at T.
+    assert suppliers["SUP-LOCAL-002"]["in_transit"] == 1 and suppliers["SUP-LOCAL-001"]["in_transit"] == 0
 
 
 def test_latest_snapshot_not_the_sum_average_and_tie_break_by_snapshot_id(kpi_db, spark):
@@ -96,12 +102,13 @@ def test_latest_snapshot_not_the_sum_average_and_tie_break_by_snapshot_id(kpi_db
 
 
 def test_stockout_uses_requested_demand_and_severity_thresholds(kpi_db, spark):
-    # demand_per_day = requested in window x 1440/15 = 96 per unit requested.
+    # The store's first order is 3 min before T: history_days is its floor, 1/24, so demand_per_day = requested x 24
+    # (and live_demand_per_day = requested in the 15-min window x 96).
     cases = {  # sku -> (on_hand, requested, fulfilled, expected days, severity)
-        "SKU-STAPLE-001": (191, 1, 0, 191 / 96, "critical"),
-        "SKU-STAPLE-002": (192, 1, 1, 2.0, "warning"),  # exactly 2 days: not critical
-        "SKU-STAPLE-003": (671, 1, 1, 671 / 96, "warning"),
-        "SKU-STAPLE-004": (672, 1, 1, 7.0, "ok"),  # exactly 7 days: not a warning
+        "SKU-STAPLE-001": (47, 1, 0, 47 / 24, "critical"),
+        "SKU-STAPLE-002": (48, 1, 1, 2.0, "warning"),  # exactly 2 days: not critical
+        "SKU-STAPLE-003": (167, 1, 1, 167 / 24, "warning"),
+        "SKU-STAPLE-004": (168, 1, 1, 7.0, "ok"),  # exactly 7 days: not a warning
         "SKU-DAIRY-001": (0, 10, 0, 0.0, "critical"),  # nothing fulfilled: demand still counts
         "SKU-DAIRY-002": (500, None, None, None, "ok"),  # snapshots but no orders: no demand
     }
@@ -110,11 +117,12 @@ def test_stockout_uses_requested_demand_and_severity_thresholds(kpi_db, spark):
         if requested:
             kpi_db.orders_fact.insert_one(order(f"o{i}", sku, LHE, minutes_before(3), requested, fulfilled))
     kpi_db.orders_fact.insert_one(order("o-no-snapshot", "SKU-BEV-001", LHE, minutes_before(3), 50))
-    run = compute_kpis(kpi_db, spark, T, ("stockout_risk",))
+    run = compute_kpis(kpi_db, spark, T, ("stockout_risk",), now=T)
     risk = by(run.results["stockout_risk"].rows, "sku_id")
     assert set(risk) == set(cases)  # a pair with orders but no snapshot has no row
     for sku, (_, requested, _, days, severity) in cases.items():
-        assert risk[sku]["demand_per_day"] == pytest.approx((requested or 0) * 96.0), sku
+        assert risk[sku]["demand_per_day"] == pytest.approx((requested or 0) * 24.0), sku
+        assert risk[sku]["live_demand_per_day"] == pytest.approx((requested or 0) * 96.0), sku
         assert risk[sku]["days_to_stockout"] == (pytest.approx(days) if days is not None else None), sku
         assert risk[sku]["severity"] == severity, sku
     payload = run.results["stockout_risk"].payload()
@@ -126,6 +134,8 @@ def test_supplier_performance_statistics_and_supplier_without_shipments(kpi_db, 
     day = dt.timedelta(days=1)
     t0 = minutes_before(20)
     kpi_db.shipments_fact.insert_many([
+        # Outside the 30-day window: created and received more than 30 days before T.
+        shipment("old", "SUP-REGIONAL-001", T - 40 * day, planned=2.0, actual=T - 31 * day),
         shipment("a1", "SUP-LOCAL-001", minutes_before(25), planned=2.0),
         shipment("a2", "SUP-LOCAL-001", minutes_before(20), planned=3.0),
         shipment("a3", "SUP-LOCAL-001", minutes_before(5), planned=7.0),
@@ -141,10 +151,14 @@ def test_supplier_performance_statistics_and_supplier_without_shipments(kpi_db, 
     imported = suppliers["SUP-IMPORT-001"]
     assert imported["shipments_created"] == 1 and imported["stddev_planned_lead_time_days"] is None
     regional = suppliers["SUP-REGIONAL-001"]
-    assert regional["shipments_created"] == 0 and regional["avg_planned_lead_time_days"] is None
+    # r1 and r2 were created 3-4 days ago: inside the 30-day window ("old" is not).
+    assert regional["shipments_created"] == 2 and regional["avg_planned_lead_time_days"] == pytest.approx(3.0)
     assert regional["shipments_received"] == 2
     assert regional["avg_actual_lead_time_days"] == pytest.approx(3.5)
     assert regional["on_time_rate"] == 0.5
+    assert regional["stddev_actual_lead_time_days"] == pytest.approx(0.7071067811865476)  # sample stddev of 4, 3
+    assert regional["avg_delay_days"] == pytest.approx(0.5)  # r1 on time (0), r2 one day late
+    assert (local["in_transit"], local["overdue"], regional["in_transit"]) == (3, 0, 0)
     idle = suppliers["SUP-LOCAL-002"]  # no shipments at all: present, zeros and nulls
     assert (idle["shipments_created"], idle["shipments_received"], idle["on_time_rate"]) == (0, 0, None)
     assert (idle["supplier_name"], idle["supplier_type"], idle["reliability_score"]) == (
@@ -217,7 +231,8 @@ def test_malformed_documents_and_unknown_ids_are_skipped(kpi_db, spark):
     kpi_db.dcs_dim.insert_one({"dc_id": 42, "dc_name": "not a dimension row"})
     result = rows(kpi_db, spark)
     assert [(r["sku_id"], r["on_hand_qty"]) for r in result["inventory_level"]] == [(ATTA, 10)]
-    assert result["stockout_risk"][0]["demand_per_day"] == pytest.approx(2 * 96.0)
+    assert result["stockout_risk"][0]["live_demand_per_day"] == pytest.approx(2 * 96.0)
+    assert result["stockout_risk"][0]["demand_per_day"] == pytest.approx(2 * 24.0)  # history_days = 1/24
     assert by(result["regional_fulfillment"], "region_id")["PK-SINDH"]["units_requested"] == 2
     suppliers = by(result["supplier_performance"], "supplier_id")
     assert set(suppliers) == {"SUP-IMPORT-001", "SUP-LOCAL-001", "SUP-LOCAL-002", "SUP-REGIONAL-001"}
@@ -232,7 +247,7 @@ def test_headline_numbers_of_a_run(kpi_db, spark):
                                        snapshot("b", MILK, KHI, 0, minutes_before(1))])
     kpi_db.orders_fact.insert_many([order("o1", MILK, KHI, minutes_before(2), requested=4, fulfilled=0, value=0.0),
                                     order("o2", ATTA, KHI, minutes_before(2), requested=4, fulfilled=4, value=80.0)])
-    run = compute_kpis(kpi_db, spark, T)
+    run = compute_kpis(kpi_db, spark, T, now=T)
     numbers = headline_numbers(run.results)
     assert numbers["total_on_hand"] == 100 and numbers["stockout_alerts"] == 2
     assert numbers["revenue"] == 80.0 and numbers["fill_rate"] == 0.5
@@ -242,6 +257,6 @@ def test_headline_numbers_of_a_run(kpi_db, spark):
 
 def test_unknown_kpi_name_and_naive_as_of_are_rejected(kpi_db, spark):
     with pytest.raises(ValueError, match="unknown KPI 'nope'"):
-        compute_kpis(kpi_db, spark, T, ("nope",))
+        compute_kpis(kpi_db, spark, T, ("nope",), now=T)
     with pytest.raises(ValueError, match="timezone-aware"):
-        compute_kpis(kpi_db, spark, T.replace(tzinfo=None))
+        compute_kpis(kpi_db, spark, T.replace(tzinfo=None), now=T)

@@ -35,7 +35,7 @@ def _seed_facts(db) -> None:
 
 def test_refresh_writes_every_key_with_ttl_and_a_history_entry(kpi_db, redis_client, spark_settings):
     _seed_facts(kpi_db)
-    summary = refresh_kpis_once(spark_settings, as_of="2026-11-22T12:00:00Z")
+    summary = refresh_kpis_once(spark_settings, as_of="2026-11-22T12:00:00Z", clock=lambda: T)
     json.dumps(summary)  # JSON-able
     assert summary["as_of"] == T.isoformat() and summary["kpis"]["inventory_level"]["rows"] == 1
     assert summary["headline"]["total_on_hand"] == 100
@@ -47,7 +47,7 @@ def test_refresh_writes_every_key_with_ttl_and_a_history_entry(kpi_db, redis_cli
     assert payload["alert_count"] == 1 and payload["rows"][0]["severity"] == "critical"
     assert json.loads(redis_client.get("kpi:supplier_performance"))["window_minutes"] == 30
     completed = dt.datetime.fromisoformat(redis_client.get("kpi:last_update").decode())  # completion, not as-of
-    assert abs(dt.datetime.now(dt.UTC) - completed) < dt.timedelta(minutes=5)
+    assert completed == T  # the clock the run was given
     ((_, entry),) = redis_client.xrange(HISTORY_KEY)
     entry = {k.decode(): v.decode() for k, v in entry.items()}
     assert entry["as_of"] == T.isoformat() and entry["total_on_hand"] == "100" and entry["stockout_alerts"] == "1"
@@ -56,20 +56,21 @@ def test_refresh_writes_every_key_with_ttl_and_a_history_entry(kpi_db, redis_cli
 
 def test_key_prefix_applies_to_every_key(kpi_db, redis_client, spark_settings):
     prefixed = Settings.from_env({**spark_settings.to_env(), "SCBDA_KEY_PREFIX": "blue:"})
-    refresh_kpis_once(prefixed, as_of=T)
+    refresh_kpis_once(prefixed, as_of=T, clock=lambda: T)
     keys = {key.decode() for key in redis_client.keys("*")}
-    assert keys == {f"blue:{key}" for key in [*ALL_KEYS, HISTORY_KEY]}
+    assert keys == {f"blue:{key}" for key in [*ALL_KEYS, HISTORY_KEY, "history:daily"]}
 
 
 def test_history_stream_is_capped(redis_client):
     for i in range(1600):
-        publish_snapshot(redis_client, {}, {}, as_of=T + dt.timedelta(minutes=i), ttl_seconds=180)
+        publish_snapshot(redis_client, {}, {}, as_of=T + dt.timedelta(minutes=i), ttl_seconds=180, completed_at=T)
     assert 1440 <= redis_client.xlen(HISTORY_KEY) < 1600
 
 
 def test_subset_writes_only_its_keys(redis_client):
     results = _results(T, 1)
-    publish_snapshot(redis_client, {"dc_utilization": results["dc_utilization"]}, {}, as_of=T, ttl_seconds=180)
+    publish_snapshot(redis_client, {"dc_utilization": results["dc_utilization"]}, {}, as_of=T, ttl_seconds=180,
+                     completed_at=T)
     assert {key.decode() for key in redis_client.keys("*")} == {"kpi:dc_utilization", "kpi:last_update", HISTORY_KEY}
 
 
@@ -94,7 +95,7 @@ def test_a_concurrent_reader_never_sees_a_mix_of_two_runs(redis_client, settings
     try:
         for i in range(300):
             as_of = T + dt.timedelta(minutes=i)
-            publish_snapshot(redis_client, _results(as_of, i), {}, as_of=as_of, ttl_seconds=180)
+            publish_snapshot(redis_client, _results(as_of, i), {}, as_of=as_of, ttl_seconds=180, completed_at=as_of)
     finally:
         stop.set()
         thread.join()
@@ -104,14 +105,15 @@ def test_a_concurrent_reader_never_sees_a_mix_of_two_runs(redis_client, settings
 
 def test_failed_spark_query_mid_run_writes_nothing(kpi_db, redis_client, spark, monkeypatch):
     _seed_facts(kpi_db)
-    run_refresh(db=kpi_db, spark=spark, redis_client=redis_client, as_of=T - dt.timedelta(minutes=1), ttl_seconds=180)
+    run_refresh(db=kpi_db, spark=spark, redis_client=redis_client, as_of=T - dt.timedelta(minutes=1), ttl_seconds=180,
+                clock=lambda: T)
     before = {key: redis_client.get(key) for key in ALL_KEYS}
     history = redis_client.xlen(HISTORY_KEY)
     # The fourth KPI's query fails in Spark after the MongoDB reads and the other queries succeeded.
     broken = dataclasses.replace(compute.KPIS["dc_utilization"], sql="SELECT no_such_column FROM {dcs}")
     monkeypatch.setitem(compute.KPIS, "dc_utilization", broken)
     with pytest.raises(Exception, match="no_such_column"):
-        run_refresh(db=kpi_db, spark=spark, redis_client=redis_client, as_of=T, ttl_seconds=180)
+        run_refresh(db=kpi_db, spark=spark, redis_client=redis_client, as_of=T, ttl_seconds=180, clock=lambda: T)
     assert {key: redis_client.get(key) for key in ALL_KEYS} == before
     assert redis_client.xlen(HISTORY_KEY) == history
 
@@ -121,7 +123,7 @@ def test_unreachable_spark_fails_with_one_line_and_writes_nothing(kpi_db, redis_
     redis_client.set("kpi:last_update", "previous")
     down = Settings.from_env({**spark_settings.to_env(), "SCBDA_SPARK_REMOTE": f"sc://127.0.0.1:{free_port()}"})
     with pytest.raises(ServiceUnavailable, match=r"Spark Connect unreachable at sc://127\.0\.0\.1:\d+") as info:
-        refresh_kpis_once(down, as_of=T)
+        refresh_kpis_once(down, as_of=T, clock=lambda: T)
     assert "\n" not in str(info.value)
     assert redis_client.keys("*") == [b"kpi:last_update"] and redis_client.get("kpi:last_update") == b"previous"
 
@@ -129,7 +131,7 @@ def test_unreachable_spark_fails_with_one_line_and_writes_nothing(kpi_db, redis_
 def test_unreachable_mongo_fails_with_one_line_and_writes_nothing(redis_client, spark_settings):
     down = Settings.from_env({**spark_settings.to_env(), "SCBDA_MONGO_URI": f"mongodb://127.0.0.1:{free_port()}"})
     with pytest.raises(ServiceUnavailable, match="MongoDB unreachable at mongodb://127.0.0.1"):
-        refresh_kpis_once(down, as_of=T)
+        refresh_kpis_once(down, as_of=T, clock=lambda: T)
     assert redis_client.keys("*") == []
 
 
@@ -138,13 +140,13 @@ def test_unreachable_redis_fails_with_one_line(kpi_db, spark, settings):
 
     client = redis_lib.Redis(port=free_port(), socket_connect_timeout=1)
     with pytest.raises(ServiceUnavailable, match="Redis unreachable at"):
-        run_refresh(db=kpi_db, spark=spark, redis_client=client, as_of=T, ttl_seconds=180)
+        run_refresh(db=kpi_db, spark=spark, redis_client=client, as_of=T, ttl_seconds=180, clock=lambda: T)
 
 
 def test_compute_is_consistent_with_what_is_published(kpi_db, redis_client, spark):
     _seed_facts(kpi_db)
-    outcome = run_refresh(db=kpi_db, spark=spark, redis_client=redis_client, as_of=T, ttl_seconds=180)
-    fresh = compute_kpis(kpi_db, spark, T)
+    outcome = run_refresh(db=kpi_db, spark=spark, redis_client=redis_client, as_of=T, ttl_seconds=180, clock=lambda: T)
+    fresh = compute_kpis(kpi_db, spark, T, now=T)
     for name in KPI_NAMES:
         assert json.loads(redis_client.get(f"kpi:{name}"))["rows"] == fresh.results[name].rows
     assert outcome.summary()["redis_keys"][-1] == HISTORY_KEY

@@ -59,7 +59,7 @@ def test_late_order_into_an_already_rolled_minute_is_counted_once(mongo_db):
         (_naive(minute), 2), (_naive(minute + 7 * rollup.MINUTE), 1)]
     window = _from_rollup(mongo_db, minutes_before(15), T)
     assert window[(ATTA, KHI)] == {"orders": 3, "units_requested": 9, "units_fulfilled": 9, "revenue": 90.0,
-                                   "lost_revenue": 0.0}
+                                   "lost_revenue": 0.0, "orders_in_full": 3}
     assert window == _direct(mongo_db, minutes_before(15), T)
 
 
@@ -93,7 +93,7 @@ def test_malformed_orders_are_skipped_by_the_rollup(mongo_db):
     rollup.fold_new_orders(mongo_db, now=T)
     window = _from_rollup(mongo_db, minutes_before(15), T)
     assert window == {(ATTA, KHI): {"orders": 1, "units_requested": 2, "units_fulfilled": 2, "revenue": 10.0,
-                                    "lost_revenue": 0.0}}
+                                    "lost_revenue": 0.0, "orders_in_full": 1}}
     assert window == _direct(mongo_db, minutes_before(15), T)
 
 
@@ -134,8 +134,8 @@ def test_compute_kpis_from_the_rollup_equals_the_direct_read(kpi_db, spark):
         order("o2", MILK, LHE, minutes_before(1), requested=2, value=50.0),
         _late("o3", ATTA, KHI, minutes_before(12), minutes_before(2), requested=1, value=10.0),
     ])
-    rolled = compute_kpis(kpi_db, spark, T)
-    direct = compute_kpis(kpi_db, spark, T, orders_from="facts")
+    rolled = compute_kpis(kpi_db, spark, T, now=T)
+    direct = compute_kpis(kpi_db, spark, T, now=T, orders_from="facts")
     assert (rolled.orders_from, direct.orders_from) == ("rollup", "facts")
     assert _rows(kpi_db) == 3
     for name in KPI_NAMES:
@@ -147,7 +147,7 @@ def test_compute_kpis_from_the_rollup_equals_the_direct_read(kpi_db, spark):
 def test_windows_the_rollup_does_not_cover_read_the_orders(kpi_db, spark):
     long_ago = dt.datetime(2020, 1, 1, 12, 0, tzinfo=dt.UTC)
     kpi_db.orders_fact.insert_one(order("old", ATTA, KHI, long_ago - rollup.MINUTE, requested=3))
-    run = compute_kpis(kpi_db, spark, long_ago, ("regional_fulfillment",))
+    run = compute_kpis(kpi_db, spark, long_ago, ("regional_fulfillment",), now=T)
     assert run.orders_from == "facts"
     assert {row["region_id"]: row for row in run.results["regional_fulfillment"].rows}["PK-SINDH"]["orders"] == 1
 

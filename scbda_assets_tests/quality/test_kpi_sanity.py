@@ -24,3 +24,19 @@ def test_each_problem_is_named():
     assert kpi_sanity_problems("regional_fulfillment", {"rows": rows}) == [
         "fill_rate out of range for 4 rows (e.g. PK-SINDH)"
     ]
+
+
+def test_new_fields_are_checked():
+    from scbda_assets.domain.reference import SUPPLIERS
+
+    risk = [{"sku_id": "SKU-STAPLE-001", "on_hand_qty": 5, "days_to_stockout": 1.0, "demand_per_day": 5.0,
+             "demand_stddev_per_day": 1.0, "horizon_days": 2.0, "stockout_probability": 1.5, "severity": "critical"}]
+    assert kpi_sanity_problems("stockout_risk", {"rows": risk}) == [
+        "stockout_probability out of range for 1 rows (e.g. SKU-STAPLE-001)"]
+    suppliers = [{"supplier_id": s.supplier_id, "on_time_rate": 0.9, "shipments_created": 1,
+                  "avg_actual_lead_time_days": 2.0, "avg_delay_days": 0.1, "in_transit": 1, "overdue": 2}
+                 for s in SUPPLIERS]
+    assert kpi_sanity_problems("supplier_performance", {"rows": suppliers}) == [
+        "overdue > in_transit for 4 rows (e.g. SUP-LOCAL-001)"]
+    assert kpi_sanity_problems("dc_utilization", {"rows": _dc_rows(inbound_m3=-1.0)}) == [
+        "inbound_m3 out of range for 5 rows (e.g. DC-KHI)"]

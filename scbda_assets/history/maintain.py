@@ -1,0 +1,136 @@
+"""Keep the history layer up to date at wall time ``now`` (no Dagster here). Called at the start of every KPI run
+(so a KPI never reads a stale hour) and by the history assets.
+
+Which order hours are (re)built:
+1. missing: every whole hour of the last ``RETAIN_DAYS`` before ``floor_hour(now)`` that has no build record,
+   from the store's first event on (older hours are empty by definition, and not visited);
+2. late events: the hours of orders with ``ingested_at`` >= the scan watermark. The watermark then moves to
+   ``now - SEAL_GRACE`` (a writer's documents are visible within that of the ``ingested_at`` it stamped; a rescan
+   of the overlap only rebuilds hours, which is idempotent);
+3. archive batches not yet folded in: the hours their manifests name (a late event written and archived between
+   two scans is found here), until the batch is ``complete``.
+The current hour is never stored: KPIs read it from the raw events. Shipments: every hot shipment is re-copied (a
+receipt updates it in place), and the shipment hours of new archive batches are copied from Parquet.
+Finally rows older than ``RETAIN_DAYS`` are removed, so the layer stays bounded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from pymongo.database import Database
+
+from scbda_assets.archive.schema import ORDERS, SHIPMENTS
+from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.history import cold, orders_hourly, shipments
+from scbda_assets.history.store import (
+    DAY,
+    HOURS,
+    ORDERS_HOURLY,
+    RETAIN_DAYS,
+    ensure_indexes,
+    floor_hour,
+    get_state,
+    history_database,
+    set_state,
+    utc,
+)
+
+SEAL_GRACE = dt.timedelta(seconds=60)
+SCAN_KEY, ARCHIVE_KEY, EARLIEST_KEY = "orders_scan", "archive_batches", "earliest_order"
+
+
+def earliest_order(db: Database, history: Database, archive: ArchiveStore | None) -> dt.datetime | None:
+    """The earliest order of the whole store (hot or cold), remembered once seen (archival deletes it from MongoDB
+    later; the archive's oldest folder is the fallback for a history layer created after archival)."""
+    state = get_state(history, EARLIEST_KEY)
+    candidates = [utc(state.get("order_ts"))]
+    first = db[ORDERS.collection].find_one({"order_ts": {"$type": "date"}}, {"order_ts": 1}, sort=[("order_ts", 1)])
+    if first:
+        candidates.append(utc(first["order_ts"]))
+    if not state:
+        candidates.append(cold.earliest_hour(archive, ORDERS.collection))
+    known = [c for c in candidates if c is not None]
+    if not known:
+        return None
+    earliest = min(known)
+    set_state(history, EARLIEST_KEY, {"$min": {"order_ts": earliest}})
+    return earliest
+
+
+def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime) -> dict:
+    started = time.perf_counter()
+    history = history_database(db)
+    if not get_state(history, SCAN_KEY):
+        ensure_indexes(history)
+    current = floor_hour(now)
+    retain_from = current - RETAIN_DAYS * DAY
+    earliest = earliest_order(db, history, archive)
+
+    dirty: set[dt.datetime] = set()
+    if earliest is not None:
+        first = max(retain_from, floor_hour(earliest))
+        stored = orders_hourly.stored_hours(history, first, current)
+        hour = first
+        while hour < current:
+            if hour not in stored:
+                dirty.add(hour)
+            hour += dt.timedelta(hours=1)
+
+    scan = get_state(history, SCAN_KEY)
+    watermark = utc(scan.get("watermark"))
+    if watermark is not None:
+        pipeline = [{"$match": {"ingested_at": {"$gte": watermark}, "order_ts": {"$type": "date"}}},
+                    {"$group": {"_id": {"$dateTrunc": {"date": "$order_ts", "unit": "hour"}}}}]
+        dirty |= {utc(doc["_id"]) for doc in db[ORDERS.collection].aggregate(pipeline)}
+
+    seen = set(get_state(history, ARCHIVE_KEY).get("complete", []))
+    newly_complete, shipment_hours = [], set()
+    for name in cold.manifest_names(archive):
+        if name in seen:
+            continue
+        manifest = cold.read_manifest(archive, name)
+        if manifest is None:
+            continue
+        entries = manifest.get("collections") or {}
+        for partition in (entries.get(ORDERS.collection) or {}).get("partitions", []):
+            dirty.add(cold.partition_hour(partition))
+        for partition in (entries.get(SHIPMENTS.collection) or {}).get("partitions", []):
+            shipment_hours.add(cold.partition_hour(partition))
+        if manifest.get("status") == "complete":
+            newly_complete.append(name)
+
+    to_build = sorted(h for h in dirty if retain_from <= h < current)
+    built = orders_hourly.build_hours(history, db, archive, to_build, now=now)
+
+    hot_shipment_ids = shipments.hot_ids(db) if shipment_hours else set()
+    copied_cold = sum(shipments.sync_cold_hour(history, archive, hour, skip=hot_shipment_ids)
+                      for hour in sorted(shipment_hours))
+    copied_hot = shipments.sync_hot(history, db)
+
+    # Progress is recorded only after the work it covers is stored (a crash before this line redoes it).
+    set_state(history, SCAN_KEY, {"$max": {"watermark": now - SEAL_GRACE}})
+    if newly_complete:
+        set_state(history, ARCHIVE_KEY, {"$addToSet": {"complete": {"$each": newly_complete}}})
+    history[ORDERS_HOURLY].delete_many({"hour": {"$lt": retain_from}})
+    history[HOURS].delete_many({"hour": {"$lt": retain_from}})
+    shipments.prune(history, now=now)
+    return {
+        "order_hours_built": built["hours"],
+        "order_hours_from_archive": built["from_archive"],
+        "shipments_from_archive": copied_cold,
+        "shipments_from_mongodb": copied_hot,
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+
+
+def rebuild_hour(db: Database, archive: ArchiveStore | None, hour: dt.datetime, *, now: dt.datetime) -> dict:
+    """One hour on demand (the partitioned assets, a backfill from the UI): its orders and its shipments."""
+    history = history_database(db)
+    ensure_indexes(history)
+    built = orders_hourly.build_hours(history, db, archive, [hour], now=now)
+    end = hour + dt.timedelta(hours=1)
+    hot = shipments.sync_hot(history, db, {"shipment_ts": {"$gte": hour, "$lt": end}})
+    copied = shipments.sync_cold_hour(history, archive, hour, skip=shipments.hot_ids(db)) if archive else 0
+    return {"orders": built["orders"], "shipments_from_mongodb": hot, "shipments_from_archive": copied}

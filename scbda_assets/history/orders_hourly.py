@@ -1,0 +1,195 @@
+"""Order sums per (sku_id, dc_id) over any range, from whichever store holds the orders (no Dagster here).
+
+``order_sums(db, archive, start, end)`` is the one definition of "the orders of [start, end)": the well-formed
+archived orders of the hour folders the range touches, plus the well-formed orders in MongoDB, de-duplicated by
+``order_id`` (an order in both stores — a hand-over between writing Parquet and deleting, a batch re-run — counts
+once). Hours that have no archive file are aggregated inside MongoDB (``$group``), so building an hour of the live
+store never moves its orders out of the database. ``build_hours`` stores the sums of whole hours in
+``orders_hourly``; an hour is always rebuilt whole from the raw events, so a rebuild (late events, an archive batch,
+a re-run) replaces its rows and counts every order exactly once.
+
+Well-formed = the archive's own ``$jsonSchema`` (``raw_json`` null once archived), so an order is counted, or
+skipped, identically before and after archival.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pymongo import DeleteMany, ReplaceOne
+from pymongo.database import Database
+from pymongoarrow.api import Schema, aggregate_arrow_all
+
+from scbda_assets.archive.schema import ORDERS
+from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.history import cold
+from scbda_assets.history.store import HOUR, HOURS, ORDERS_HOURLY, ceil_hour, floor_hour, utc
+
+SUMS = ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue", "orders_in_full")
+SUMS_SCHEMA = pa.schema([
+    ("sku_id", pa.string()), ("dc_id", pa.string()),
+    ("orders", pa.int64()), ("units_requested", pa.int64()), ("units_fulfilled", pa.int64()),
+    ("revenue", pa.float64()), ("lost_revenue", pa.float64()), ("orders_in_full", pa.int64()),
+    ("first_order_ts", pa.timestamp("ms", tz="UTC")),
+])
+_RAW_COLUMNS = ["order_id", "sku_id", "dc_id", "requested_qty", "fulfilled_qty", "order_value", "lost_revenue",
+                "order_ts"]
+_RAW_SCHEMA = pa.schema([
+    ("order_id", pa.string()), ("sku_id", pa.string()), ("dc_id", pa.string()), ("requested_qty", pa.int64()),
+    ("fulfilled_qty", pa.int64()), ("order_value", pa.float64()), ("lost_revenue", pa.float64()),
+    ("order_ts", pa.timestamp("ms", tz="UTC")),
+])
+
+
+def well_formed(start: dt.datetime, end: dt.datetime) -> dict:
+    return {"order_ts": {"$gte": start, "$lt": end}, "$jsonSchema": ORDERS.json_schema()}
+
+
+def _mongo_group(db: Database, start: dt.datetime, end: dt.datetime, by_hour: bool) -> list[dict]:
+    key = {"sku_id": "$sku_id", "dc_id": "$dc_id"}
+    if by_hour:
+        key["hour"] = {"$dateTrunc": {"date": "$order_ts", "unit": "hour"}}
+    pipeline = [
+        {"$match": well_formed(start, end)},
+        {"$group": {
+            "_id": key,
+            "orders": {"$sum": 1},
+            "units_requested": {"$sum": {"$toLong": "$requested_qty"}},
+            "units_fulfilled": {"$sum": {"$toLong": "$fulfilled_qty"}},
+            "revenue": {"$sum": {"$toDouble": "$order_value"}},
+            "lost_revenue": {"$sum": {"$toDouble": "$lost_revenue"}},
+            "orders_in_full": {"$sum": {"$cond": [{"$eq": ["$fulfilled_qty", "$requested_qty"]}, 1, 0]}},
+            "first_order_ts": {"$min": "$order_ts"},
+        }},
+    ]
+    rows = []
+    for doc in db[ORDERS.collection].aggregate(pipeline, allowDiskUse=True):
+        row = {**doc.pop("_id"), **doc}
+        row["first_order_ts"] = utc(row["first_order_ts"])
+        if "hour" in row:
+            row["hour"] = utc(row["hour"])
+        rows.append(row)
+    return rows
+
+
+def _hot_rows(db: Database, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    pipeline = [{"$match": well_formed(start, end)}, {"$project": {"_id": 0, **{c: 1 for c in _RAW_COLUMNS}}}]
+    table = aggregate_arrow_all(db[ORDERS.collection], pipeline, schema=Schema(dict(zip(_RAW_SCHEMA.names,
+                                                                                     _RAW_SCHEMA.types))))
+    return table.select(_RAW_SCHEMA.names).cast(_RAW_SCHEMA)
+
+
+def _cold_rows(archive: ArchiveStore, files: list[str], start: dt.datetime, end: dt.datetime) -> pa.Table:
+    table = cold.read_files(archive, files, _RAW_COLUMNS, _RAW_SCHEMA)
+    in_range = pc.and_(pc.greater_equal(table["order_ts"], pa.scalar(start, pa.timestamp("ms", tz="UTC"))),
+                       pc.less(table["order_ts"], pa.scalar(end, pa.timestamp("ms", tz="UTC"))))
+    return table.filter(in_range)
+
+
+def _sum_rows(rows: pa.Table) -> list[dict]:
+    """Per pair sums of raw order rows (already de-duplicated)."""
+    if rows.num_rows == 0:
+        return []
+    full = pc.cast(pc.equal(rows["fulfilled_qty"], rows["requested_qty"]), pa.int64())
+    rows = rows.append_column("in_full", full)
+    grouped = rows.group_by(["sku_id", "dc_id"]).aggregate([
+        ("order_id", "count"), ("requested_qty", "sum"), ("fulfilled_qty", "sum"), ("order_value", "sum"),
+        ("lost_revenue", "sum"), ("in_full", "sum"), ("order_ts", "min"),
+    ])
+    out = []
+    for row in grouped.to_pylist():
+        out.append({"sku_id": row["sku_id"], "dc_id": row["dc_id"], "orders": row["order_id_count"],
+                    "units_requested": row["requested_qty_sum"], "units_fulfilled": row["fulfilled_qty_sum"],
+                    "revenue": row["order_value_sum"], "lost_revenue": row["lost_revenue_sum"],
+                    "orders_in_full": row["in_full_sum"], "first_order_ts": utc(row["order_ts_min"])})
+    return out
+
+
+def _dedup_union(hot: pa.Table, cold_rows: pa.Table) -> pa.Table:
+    """Cold rows once per id, plus the hot rows whose id is not archived."""
+    if cold_rows.num_rows:
+        cold_rows = cold_rows.group_by("order_id", use_threads=False).aggregate(
+            [(name, "first") for name in _RAW_SCHEMA.names if name != "order_id"]
+        ).rename_columns(["order_id", *[n for n in _RAW_SCHEMA.names if n != "order_id"]]).select(_RAW_SCHEMA.names)
+    fresh = hot.filter(pc.invert(pc.is_in(hot["order_id"], value_set=cold_rows["order_id"])))
+    return pa.concat_tables([cold_rows.cast(_RAW_SCHEMA), fresh])
+
+
+def order_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """Per (sku_id, dc_id) sums of the orders of [start, end) (any range), hot ∪ cold, de-duplicated."""
+    if end <= start:
+        return []
+    files = [f for hour in _hours(start, end) for f in cold.hour_files(archive, ORDERS.collection, hour)]
+    if not files:
+        return _mongo_group(db, start, end, by_hour=False)
+    return _sum_rows(_dedup_union(_hot_rows(db, start, end), _cold_rows(archive, files, start, end)))
+
+
+def _hours(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    hours, hour = [], floor_hour(start)
+    while hour < end:
+        hours.append(hour)
+        hour += HOUR
+    return hours
+
+
+def build_hours(history: Database, db: Database, archive: ArchiveStore | None, hours: list[dt.datetime], *,
+                now: dt.datetime) -> dict:
+    """(Re)build the stored sums of whole ``hours``; runs of hours without archive files are one MongoDB $group."""
+    hours = sorted(set(hours))
+    report = {"hours": len(hours), "from_archive": 0, "orders": 0}
+    run: list[dt.datetime] = []
+
+    def flush_run():
+        if run:
+            rows = _mongo_group(db, run[0], run[-1] + HOUR, by_hour=True)
+            by_hour: dict[dt.datetime, list[dict]] = {hour: [] for hour in run}
+            for row in rows:
+                by_hour[row.pop("hour")].append(row)
+            for hour, hour_rows in by_hour.items():
+                report["orders"] += _store_hour(history, hour, hour_rows, now=now, sources=["mongodb"])
+            run.clear()
+
+    for hour in hours:
+        files = cold.hour_files(archive, ORDERS.collection, hour)
+        if not files:
+            if run and run[-1] + HOUR != hour:
+                flush_run()
+            run.append(hour)
+            continue
+        flush_run()
+        rows = _sum_rows(_dedup_union(_hot_rows(db, hour, hour + HOUR), _cold_rows(archive, files, hour,
+                                                                                    hour + HOUR)))
+        report["from_archive"] += 1
+        report["orders"] += _store_hour(history, hour, rows, now=now, sources=["parquet", "mongodb"])
+    flush_run()
+    return report
+
+
+def _store_hour(history: Database, hour: dt.datetime, rows: list[dict], *, now: dt.datetime,
+                sources: list[str]) -> int:
+    """Replace the rows of one hour: upsert the new rows, drop the pairs that are gone, record the build."""
+    stamp = f"{hour:%Y-%m-%dT%H}"
+    ids = []
+    operations = []
+    for row in rows:
+        doc_id = f"{stamp}|{row['sku_id']}|{row['dc_id']}"
+        ids.append(doc_id)
+        operations.append(ReplaceOne({"_id": doc_id}, {**row, "hour": hour}, upsert=True))
+    operations.append(DeleteMany({"hour": hour, "_id": {"$nin": ids}}))
+    history[ORDERS_HOURLY].bulk_write(operations, ordered=True)
+    orders = sum(row["orders"] for row in rows)
+    history[HOURS].replace_one({"_id": f"orders|{stamp}"},
+                               {"kind": "orders", "hour": hour, "built_at": now, "orders": orders, "sources": sources},
+                               upsert=True)
+    return orders
+
+
+def stored_hours(history: Database, start: dt.datetime, end: dt.datetime) -> set[dt.datetime]:
+    return {utc(doc["hour"]) for doc in history[HOURS].find({"kind": "orders", "hour": {"$gte": start, "$lt": end}},
+                                                            {"hour": 1})}
+
+
+__all__ = ["SUMS", "build_hours", "ceil_hour", "order_sums", "stored_hours"]

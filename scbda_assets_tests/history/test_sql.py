@@ -1,0 +1,67 @@
+"""`scbda sql`: views over Parquet ∪ MongoDB de-duplicated by business id, pruning bounds, output formats, and one
+clear line (exit 2) for a bad query."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from scbda_assets.archive.protocol import archive_range
+from scbda_assets.cli import main
+from scbda_assets.history.sql_views import SqlError, run_sql, time_bounds
+from scbda_assets_tests.history import scenario
+from scbda_assets_tests.kpis.conftest import T
+
+
+def test_time_bounds_read_literal_comparisons_and_give_up_on_or():
+    query = "SELECT * FROM orders WHERE order_ts >= '2026-11-20' AND order_ts < TIMESTAMP '2026-11-21 06:00:00'"
+    bounds = time_bounds(query, "order_ts")
+    assert bounds.start == dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    assert bounds.end == dt.datetime(2026, 11, 21, 6, tzinfo=dt.UTC)
+    between = time_bounds("SELECT 1 FROM shipments WHERE shipment_ts BETWEEN '2026-11-01' AND '2026-11-03'",
+                          "shipment_ts")
+    assert (between.start.day, between.end.day) == (1, 3)
+    assert time_bounds("SELECT * FROM orders WHERE order_ts > '2026-11-20' OR dc_id = 'x'", "order_ts").start is None
+    assert time_bounds("SELECT * FROM orders", "order_ts") == time_bounds("", "order_ts")
+
+
+@pytest.mark.slow
+def test_views_union_both_stores_once_and_the_cli_formats(chain_db, archive_store, spark, spark_server, scbda_environ,
+                                                          monkeypatch):
+    facts = scenario.documents(days=1.5, seed=5)
+    scenario.insert(chain_db, facts)
+    archive_range(chain_db, spark, archive_store, start=T - dt.timedelta(days=2), end=T - dt.timedelta(hours=2),
+                  now=T, safety_minutes=60)
+    archived = [o for o in facts["orders_fact"] if o["order_ts"] < T - dt.timedelta(hours=2)]
+    assert chain_db.orders_fact.count_documents({}) == len(facts["orders_fact"]) - len(archived)
+    chain_db.orders_fact.insert_many([dict(o) for o in archived[:25]])  # a hand-over: in both stores
+    total = run_sql(spark, chain_db, archive_store, "SELECT COUNT(*) AS n, SUM(requested_qty) AS units FROM orders")
+    assert total.to_pylist() == [{"n": len(facts["orders_fact"]),
+                                  "units": sum(o["requested_qty"] for o in facts["orders_fact"])}]
+    since = T - dt.timedelta(hours=5)
+    pruned = run_sql(spark, chain_db, archive_store,
+                     f"SELECT COUNT(*) AS n FROM orders WHERE order_ts >= '{since.isoformat()}'")
+    assert pruned.to_pylist() == [{"n": sum(o["order_ts"] >= since for o in facts["orders_fact"])}]
+    with pytest.raises(SqlError) as info:
+        run_sql(spark, chain_db, archive_store, "SELECT no_such_column FROM orders")
+    assert "\n" not in str(info.value) and "no_such_column" in str(info.value)
+    assert not archive_store.list_dirs("_staging") or not any(
+        d.startswith("sql-") for d in archive_store.list_dirs("_staging"))
+
+    monkeypatch.setenv("SCBDA_SPARK_REMOTE", spark_server)
+    monkeypatch.setenv("SCBDA_MONGO_DB", chain_db.name)
+    runner = CliRunner()
+    result = runner.invoke(main, ["sql", "SELECT dc_id, COUNT(*) AS n FROM orders GROUP BY dc_id ORDER BY dc_id",
+                                  "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert sum(r["n"] for r in rows) == len(facts["orders_fact"]) and rows[0]["dc_id"] == "DC-FSD"
+    result = runner.invoke(main, ["sql", "SELECT supplier_id FROM shipments ORDER BY supplier_id LIMIT 2", "--csv"])
+    assert result.exit_code == 0 and result.output.splitlines()[0] == "supplier_id"
+    result = runner.invoke(main, ["sql", "SELECT COUNT(*) AS n FROM inventory"])
+    assert result.exit_code == 0 and result.output.splitlines()[-1] == "(1 row)"
+    bad = runner.invoke(main, ["sql", "SELEC nonsense"])
+    assert bad.exit_code == 2 and bad.output.count("\n") <= 1 and "scbda: error: bad query" in bad.output
