@@ -92,7 +92,8 @@ class DailyHistory:
 
 @dataclasses.dataclass(frozen=True)
 class ArchiveStatus:
-    """``archive:status`` as the archive writes it (SPEC §8); each part empty when missing."""
+    """``archive:status`` as ``scbda_assets.archive.status`` writes it (SPEC §8); each part empty when missing.
+    Sizes are the BSON bytes moved out of MongoDB (``source_bytes``), the figure MB/s is measured on."""
 
     collections: pd.DataFrame  # collection, documents, bytes, oldest_event, newest_event
     last_runs: pd.DataFrame  # started_at, seconds, documents, bytes, mb_per_s
@@ -317,14 +318,14 @@ def _archive(value) -> ArchiveStatus | None:
         for name, info in collections.items():
             info = info if isinstance(info, dict) else {}
             records.append({"collection": str(name), "documents": _number(info.get("documents")),
-                            "bytes": _number(info.get("bytes")),
-                            "oldest_event": _time_text(info.get("oldest_event")),
-                            "newest_event": _time_text(info.get("newest_event"))})
+                            "bytes": _number(info.get("source_bytes")),
+                            "oldest_event": _time_text(info.get("oldest_event_ts")),
+                            "newest_event": _time_text(info.get("newest_event_ts"))})
     runs = []
     for run in document.get("last_runs") or []:
         if isinstance(run, dict):
-            runs.append({"started_at": _time_text(run.get("started_at")), "seconds": _number(run.get("seconds")),
-                         "documents": _number(run.get("documents")), "bytes": _number(run.get("bytes")),
+            runs.append({"started_at": _time_text(run.get("started_at")), "seconds": _number(run.get("duration_s")),
+                         "documents": _number(run.get("documents")), "bytes": _number(run.get("source_bytes")),
                          "mb_per_s": _number(run.get("mb_per_s"))})
     incomplete = document.get("incomplete_batches") or []
     incomplete = tuple((item.get("batch_id") if isinstance(item, dict) and item.get("batch_id") else

@@ -64,13 +64,36 @@ def spark_server(base_env) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def spark(spark_server):
-    """A Spark Connect session on the suite's own server."""
+def _spark_sessions(spark_server) -> Iterator[list]:
+    """The suite's Spark Connect sessions (the newest last); all stopped at the end."""
+    sessions: list = []
+    yield sessions
+    for session in sessions:
+        try:
+            session.stop()
+        except Exception:  # noqa: BLE001 - a session the server already closed
+            pass
+
+
+@pytest.fixture
+def spark(spark_server, _spark_sessions):
+    """A live Spark Connect session on the suite's own server. The server closes sessions idle for 5 minutes
+    (INVALID_HANDLE.SESSION_CLOSED), and slow tests in between take longer: a closed session is replaced."""
     from pyspark.sql import SparkSession
 
-    session = SparkSession.builder.remote(spark_server).getOrCreate()
-    yield session
-    session.stop()
+    from scbda_assets.kpis.refresh import is_session_closed
+
+    if _spark_sessions:
+        try:
+            _spark_sessions[-1].sql("SELECT 1").collect()
+            return _spark_sessions[-1]
+        except Exception as error:  # noqa: BLE001
+            if not is_session_closed(error):
+                raise
+    # A new session id: getOrCreate would hand back the closed session's cached client.
+    session = SparkSession.builder.remote(spark_server).create()
+    _spark_sessions.append(session)
+    return session
 
 
 @pytest.fixture

@@ -15,7 +15,11 @@ from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
 from scbda_assets_tests.archive import facts
 
-NOW = dt.datetime.now(dt.UTC)
+
+
+def _now() -> dt.datetime:
+    """The sensor reads the wall clock, so these tests do too, when each runs (not at import)."""
+    return dt.datetime.now(dt.UTC)
 
 
 def _settings(test_env, **overrides) -> Settings:
@@ -32,8 +36,9 @@ def _evaluate(settings: Settings, mongo_uri: str | None = None):
 
 
 def _fill_hours(mongo_db, hours_back: int, per_hour: int = 150):
-    start = layout.floor_hour(NOW) - dt.timedelta(hours=hours_back)
-    docs = facts.orders(start, NOW, per_hour * hours_back, seed=5)
+    now = _now()
+    start = layout.floor_hour(now) - dt.timedelta(hours=hours_back)
+    docs = facts.orders(start, now, per_hour * hours_back, seed=5)
     facts.insert_all(mongo_db, {"orders_fact": docs})
     return start, docs
 
@@ -64,13 +69,14 @@ def test_above_threshold_requests_one_range_run_for_the_oldest_hours(test_env, m
 
 
 def test_data_newer_than_the_safety_horizon_is_never_requested(test_env, mongo_db):
-    facts.insert_all(mongo_db, {"orders_fact": facts.orders(NOW - dt.timedelta(minutes=40), NOW, 300)})
+    now = _now()
+    facts.insert_all(mongo_db, {"orders_fact": facts.orders(now - dt.timedelta(minutes=40), now, 300)})
     result = _evaluate(_settings(test_env, archive_threshold_mb=0.001))
     assert isinstance(result, dg.SkipReason) and "nothing is eligible" in result.skip_message
 
 
 def test_in_transit_shipments_are_not_eligible(test_env, mongo_db):
-    old = layout.floor_hour(NOW) - dt.timedelta(hours=5)
+    old = layout.floor_hour(_now()) - dt.timedelta(hours=5)
     facts.insert_all(mongo_db, {"shipments_fact": facts.shipments(old, old + dt.timedelta(hours=2), 40,
                                                                    in_transit_every=1)})
     result = _evaluate(_settings(test_env, archive_threshold_mb=0.001))

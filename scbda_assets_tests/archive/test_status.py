@@ -62,6 +62,16 @@ def test_status_matches_the_archived_files_and_is_published(test_env, spark_serv
     assert published["collections"] == status["collections"] and published["last_runs"] == status["last_runs"]
     assert 0 < redis_client.ttl(f"t1:{STATUS_KEY}") <= 7 * 24 * 3600
 
+    # The dashboard reads exactly what the archive publishes (one contract, two sides).
+    from dashboard import data as dashboard_data
+
+    shown = dashboard_data.read_snapshot(redis_client, Settings.from_env(env), now=now).archive
+    orders = shown.collections.set_index("collection").loc["orders_fact"]
+    assert orders["documents"] == status["collections"]["orders_fact"]["documents"]
+    assert orders["bytes"] == status["collections"]["orders_fact"]["source_bytes"] and orders["oldest_event"] != ""
+    assert shown.last_runs["seconds"].tolist() == [run["duration_s"]] and shown.last_runs["bytes"].tolist() == [
+        run["source_bytes"]]
+
 
 def test_an_incomplete_batch_shows_in_the_status(mongo_db, spark, store, hot):
     def crash(step):

@@ -142,16 +142,16 @@ def write_daily(client, settings: Settings, as_of: dt.datetime, days: int = 30, 
 def write_archive_status(client, settings: Settings, as_of: dt.datetime) -> dict:
     document = {
         "collections": {
-            "orders_fact": {"documents": 4_123_456, "bytes": 1_234_567_890, "oldest_event": iso(as_of - dt.timedelta(days=2)),
-                            "newest_event": iso(as_of - dt.timedelta(hours=2))},
-            "shipments_fact": {"documents": 1_234, "bytes": 345_678, "oldest_event": iso(as_of - dt.timedelta(days=2)),
-                               "newest_event": iso(as_of - dt.timedelta(hours=3))},
-            "inventory_fact": {"documents": 140_000, "bytes": 23_456_789,
-                               "oldest_event": iso(as_of - dt.timedelta(days=2)),
-                               "newest_event": iso(as_of - dt.timedelta(hours=2))},
+            "orders_fact": {"documents": 4_123_456, "source_bytes": 1_234_567_890, "oldest_event_ts": iso(as_of - dt.timedelta(days=2)),
+                            "newest_event_ts": iso(as_of - dt.timedelta(hours=2))},
+            "shipments_fact": {"documents": 1_234, "source_bytes": 345_678, "oldest_event_ts": iso(as_of - dt.timedelta(days=2)),
+                               "newest_event_ts": iso(as_of - dt.timedelta(hours=3))},
+            "inventory_fact": {"documents": 140_000, "source_bytes": 23_456_789,
+                               "oldest_event_ts": iso(as_of - dt.timedelta(days=2)),
+                               "newest_event_ts": iso(as_of - dt.timedelta(hours=2))},
         },
-        "last_runs": [{"started_at": iso(as_of - dt.timedelta(minutes=m)), "seconds": 12.5, "documents": 250_000,
-                       "bytes": 80_000_000, "mb_per_s": 6.4} for m in (3, 13)],
+        "last_runs": [{"started_at": iso(as_of - dt.timedelta(minutes=m)), "duration_s": 12.5, "documents": 250_000,
+                       "source_bytes": 80_000_000, "mb_per_s": 6.4} for m in (3, 13)],
         "incomplete_batches": [],
     }
     client.set(settings.redis_key("archive:status"), json.dumps(document))

@@ -166,9 +166,9 @@ def test_daily_history_that_cannot_be_read_is_named_not_drawn(redis_client, sett
 
 def test_archive_status_is_decoded_tolerantly(redis_client, settings):
     redis_client.set(settings.redis_key("archive:status"), json.dumps({
-        "collections": {"orders_fact": {"documents": "many", "bytes": 10, "oldest_event": "not a time"},
+        "collections": {"orders_fact": {"documents": "many", "source_bytes": 10, "oldest_event_ts": "not a time"},
                         "shipments_fact": None},
-        "last_runs": [{"started_at": "2026-11-22T09:00:00+00:00", "seconds": 2, "mb_per_s": 4.5}, "junk"],
+        "last_runs": [{"started_at": "2026-11-22T09:00:00+00:00", "duration_s": 2, "mb_per_s": 4.5}, "junk"],
         "incomplete_batches": [{"batch_id": "b-1"}, "b-2"]}))
     status = data.read_snapshot(redis_client, settings, now=NOW).archive
     assert status.collections["collection"].tolist() == ["orders_fact", "shipments_fact"]

@@ -3,6 +3,8 @@ captured instead of started (nothing is launched)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import signal
 import subprocess
 from types import SimpleNamespace
@@ -99,7 +101,8 @@ def test_launcher_binds_dagster_and_the_dashboard_to_localhost(settings, monkeyp
     monkeypatch.setattr(launcher, "port_open", lambda *a, **k: True)
     monkeypatch.setattr(launcher, "DASHBOARD_APP", app)
     monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's own handlers
-    assert launcher.run(settings) == 0
+    # No first-start seed: the services are stand-ins (nothing listens on port 1).
+    assert launcher.run(dataclasses.replace(settings, seed_days=0)) == 0
     dagster, streamlit = spawned
     assert dagster[1:2] == ["dev"]
     assert _value_after(dagster, "-h") == "127.0.0.1"

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import dagster as dg
+import pytest
 from dagster._core.utils import make_new_run_id
 
 from scbda_assets.definitions import build_definitions
@@ -14,9 +15,6 @@ from scbda_assets.kpis.schedule import kpi_schedule
 from scbda_assets.resources import build_resources
 from scbda_assets_tests.kpis.conftest import order, snapshot
 
-# The asset reads the wall clock (is the as-of live or past?), so these runs use the wall clock throughout.
-NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-RUN_CONFIG = {"ops": {"kpis": {"config": {"as_of": NOW.isoformat()}}}}
 UPSTREAM = {
     "kpi_inventory_level": {"inventory_fact", "skus_dim", "dcs_dim", "orders_hourly"},
     "kpi_stockout_risk": {"inventory_fact", "orders_fact", "skus_dim", "dcs_dim", "orders_hourly",
@@ -42,14 +40,25 @@ def test_assets_declare_the_collections_they_read(tmp_path):
         assert kpis.group_names_by_key[dg.AssetKey(key)] == "kpis"
 
 
-def _before(minutes: float) -> dt.datetime:
-    return NOW - dt.timedelta(minutes=minutes)
+@pytest.fixture
+def now() -> dt.datetime:
+    """The asset reads the wall clock (is the as-of live or past?), so these runs use the wall clock throughout,
+    read when the test starts (a module constant would be minutes old by then in a long suite)."""
+    return dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 
 
-def test_materialize_all_records_metadata_and_writes_redis(kpi_db, redis_client, spark_settings):
-    kpi_db.inventory_fact.insert_one(snapshot("s1", "SKU-STAPLE-001", "DC-KHI", 250, _before(1)))
-    kpi_db.orders_fact.insert_one(order("o1", "SKU-STAPLE-001", "DC-KHI", _before(2), 5, 4, value=400.0))
-    result = dg.materialize([kpis], resources=build_resources(spark_settings), run_config=RUN_CONFIG)
+def _run_config(as_of: dt.datetime) -> dict:
+    return {"ops": {"kpis": {"config": {"as_of": as_of.isoformat()}}}}
+
+
+def _before(now: dt.datetime, minutes: float) -> dt.datetime:
+    return now - dt.timedelta(minutes=minutes)
+
+
+def test_materialize_all_records_metadata_and_writes_redis(kpi_db, redis_client, spark_settings, now):
+    kpi_db.inventory_fact.insert_one(snapshot("s1", "SKU-STAPLE-001", "DC-KHI", 250, _before(now, 1)))
+    kpi_db.orders_fact.insert_one(order("o1", "SKU-STAPLE-001", "DC-KHI", _before(now, 2), 5, 4, value=400.0))
+    result = dg.materialize([kpis], resources=build_resources(spark_settings), run_config=_run_config(now))
     assert result.success
     metadata = _materializations(result)
     assert set(metadata) == set(UPSTREAM)
@@ -57,7 +66,7 @@ def test_materialize_all_records_metadata_and_writes_redis(kpi_db, redis_client,
     assert counts == {"kpi_inventory_level": 1, "kpi_stockout_risk": 1, "kpi_supplier_performance": 4,
                       "kpi_dc_utilization": 5, "kpi_regional_fulfillment": 4}
     for meta in metadata.values():
-        assert meta["as_of"].value == NOW.timestamp() and meta["published"].value is True
+        assert meta["as_of"].value == now.timestamp() and meta["published"].value is True
         assert meta["compute_seconds"].value > 0
         assert meta["preview"].value.startswith("| ")
     assert metadata["kpi_inventory_level"]["total_on_hand"].value == 250.0
@@ -68,16 +77,17 @@ def test_materialize_all_records_metadata_and_writes_redis(kpi_db, redis_client,
     assert metadata["kpi_dc_utilization"]["avg_utilization"].value > 0
     for name in ("inventory_level", "stockout_risk", "supplier_performance", "dc_utilization",
                  "regional_fulfillment"):
-        assert json.loads(redis_client.get(f"kpi:{name}"))["as_of"] == NOW.isoformat()
+        assert json.loads(redis_client.get(f"kpi:{name}"))["as_of"] == now.isoformat()
     daily = json.loads(redis_client.get("history:daily"))
     assert daily["days"] == 30 and len(daily["regions"]) == 30 * 4 and len(daily["suppliers"]) == 30 * 4
     assert sum(r["orders"] for r in daily["regions"]) == 1
 
 
-def test_a_past_as_of_records_payloads_in_metadata_and_leaves_the_live_keys(kpi_db, redis_client, spark_settings):
+def test_a_past_as_of_records_payloads_in_metadata_and_leaves_the_live_keys(kpi_db, redis_client, spark_settings,
+                                                                           now):
     redis_client.set("kpi:stockout_risk", "live")
-    kpi_db.inventory_fact.insert_one(snapshot("s1", "SKU-STAPLE-001", "DC-KHI", 250, _before(24 * 60 + 1)))
-    past = {"ops": {"kpis": {"config": {"as_of": _before(24 * 60).isoformat()}}}}
+    kpi_db.inventory_fact.insert_one(snapshot("s1", "SKU-STAPLE-001", "DC-KHI", 250, _before(now, 24 * 60 + 1)))
+    past = {"ops": {"kpis": {"config": {"as_of": _before(now, 24 * 60).isoformat()}}}}
     result = dg.materialize([kpis], resources=build_resources(spark_settings), run_config=past)
     assert result.success
     metadata = _materializations(result)
@@ -87,10 +97,10 @@ def test_a_past_as_of_records_payloads_in_metadata_and_leaves_the_live_keys(kpi_
     assert redis_client.get("kpi:stockout_risk") == b"live"
 
 
-def test_subset_materializes_and_writes_only_the_selected_kpis(kpi_db, redis_client, spark_settings):
+def test_subset_materializes_and_writes_only_the_selected_kpis(kpi_db, redis_client, spark_settings, now):
     selection = [ASSET_KEYS["dc_utilization"], ASSET_KEYS["supplier_performance"]]
     result = dg.materialize([kpis], selection=selection, resources=build_resources(spark_settings),
-                            run_config=RUN_CONFIG)
+                            run_config=_run_config(now))
     assert result.success
     assert set(_materializations(result)) == {"kpi_dc_utilization", "kpi_supplier_performance"}
     assert {key.decode() for key in redis_client.keys("kpi:*")} == {
