@@ -223,15 +223,17 @@ def raw_order_sums(db: Database, archive: ArchiveStore | None, covered_from: dt.
     the minute rollup when it covers the range and no archive file holds part of it (the live hour at 100× is
     millions of orders), else from the raw events of both stores."""
     raw = history_read.raw_order_sums(db, archive)
-    if covered_from is None:
-        return raw
+    done: dict[tuple, list[dict]] = {}  # the demand and history:daily read the same hour in progress: sum it once
 
     def sums(lo: dt.datetime, hi: dt.datetime) -> list[dict]:
-        archived = archive is not None and any(history_cold.hour_files(archive, "orders_fact", hour)
-                                               for hour in _hours(lo, hi))
-        if lo < covered_from or archived:
-            return raw(lo, hi)
-        return list(db[rollup.ROLLUP].aggregate(rollup.window_pipeline(lo, hi)))
+        if (lo, hi) not in done:
+            archived = archive is not None and any(history_cold.hour_files(archive, "orders_fact", hour)
+                                                   for hour in _hours(lo, hi))
+            if covered_from is None or lo < covered_from or archived:
+                done[(lo, hi)] = raw(lo, hi)
+            else:
+                done[(lo, hi)] = list(db[rollup.ROLLUP].aggregate(rollup.window_pipeline(lo, hi)))
+        return [dict(row) for row in done[(lo, hi)]]
 
     return sums
 
@@ -248,9 +250,9 @@ def history_inputs(db: Database, archive: ArchiveStore | None, end: dt.datetime,
                    now: dt.datetime, supplier_window_days: int,
                    covered_from: dt.datetime | None = None) -> tuple[dict[str, pa.Table], dict]:
     """The history-window inputs at E = ``end``: bring the history layer up to date, then read it."""
-    report = {"refresh": maintain.refresh(db, archive, now=now),
-              "rollup_covered_from": covered_from}
     raw = raw_order_sums(db, archive, covered_from)
+    report = {"refresh": maintain.refresh(db, archive, now=now),
+              "rollup_covered_from": covered_from, "raw_order_sums": raw}
     tables: dict[str, pa.Table] = {}
     earliest = maintain.earliest_order(db, maintain.history_database(db), archive)
     report["earliest_order"] = iso(earliest) if earliest else None

@@ -162,7 +162,8 @@ class RefreshOutcome:
             "kpis": {name: {"rows": len(r.rows), "window_minutes": r.window_minutes} for name, r in results.items()},
             "headline": self.headline,
             "redis_keys": list(self.written_keys),
-            "history": json.loads(json.dumps(self.run.history, default=iso_or_str)),
+            "history": json.loads(json.dumps({k: v for k, v in self.run.history.items() if k != "raw_order_sums"},
+                                             default=iso_or_str)),
         }
 
 
@@ -208,7 +209,7 @@ def run_refresh(
         end = run.data_until or as_of
         if "refresh" not in run.history:  # a subset without history inputs: history:daily still reads a fresh layer
             run.history["refresh"] = maintain.refresh(db, archive, now=clock())
-        raw = raw_order_sums(db, archive, run.history.get("rollup_covered_from"))
+        raw = run.history.get("raw_order_sums") or raw_order_sums(db, archive, None)
         daily = daily_history(db, archive, as_of=as_of, data_until=end, raw_sums=raw)
         headline = headline_numbers(run.results)
         completed_at = clock()
