@@ -5,6 +5,7 @@ Only processes started here are stopped, by PID (services that were already up a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import signal
@@ -48,8 +49,10 @@ def run(settings: Settings) -> int:
 
     endpoints, started_services = services_up(settings)
     try:
-        # Before the minute stream starts, so the generator schedule continues from the seeded clock.
-        seed_if_empty(settings, now=dt.datetime.now(dt.UTC), echo=lambda line: print(line, flush=True))
+        # Before the minute stream starts, so the generator schedule continues from the seeded clock; on the
+        # MongoDB that services_up resolved (never a second embedded one).
+        seeded_store = dataclasses.replace(settings, mongo_uri=endpoints.get("SCBDA_MONGO_URI", settings.mongo_uri))
+        seed_if_empty(seeded_store, now=dt.datetime.now(dt.UTC), echo=lambda line: print(line, flush=True))
     except BaseException:  # Ctrl-C or a failure while seeding: stop what was started here, then report
         for service in reversed(started_services):
             service.stop()

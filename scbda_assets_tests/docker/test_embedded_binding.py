@@ -3,7 +3,6 @@ captured instead of started (nothing is launched)."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import signal
 import subprocess
@@ -102,7 +101,8 @@ def test_launcher_binds_dagster_and_the_dashboard_to_localhost(settings, monkeyp
     monkeypatch.setattr(launcher, "DASHBOARD_APP", app)
     monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's own handlers
     # No first-start seed: the services are stand-ins (nothing listens on port 1).
-    assert launcher.run(dataclasses.replace(settings, seed_days=0)) == 0
+    monkeypatch.setattr(launcher, "seed_if_empty", lambda *a, **k: {"seeded": False})
+    assert launcher.run(settings) == 0
     dagster, streamlit = spawned
     assert dagster[1:2] == ["dev"]
     assert _value_after(dagster, "-h") == "127.0.0.1"

@@ -53,8 +53,10 @@ def _run(settings: Settings, job: str, **kwargs) -> dg.ExecuteInProcessResult:
 def test_redis_down_fails_the_kpi_run_with_its_address_and_recovers(private_stack):
     env, mongo, cache = private_stack
     settings = Settings.from_env(env)
-    backfill(settings, minutes=20, rate=300, end=AS_OF, seed=5, progress=False)
-    config = {"ops": {"kpis": {"config": {"as_of": AS_OF.isoformat()}}}}
+    # A live as-of (a past one never writes the live keys), so this test runs on the wall clock throughout.
+    as_of = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    backfill(settings, minutes=20, rate=300, end=as_of, seed=5, progress=False)
+    config = {"ops": {"kpis": {"config": {"as_of": as_of.isoformat()}}}}
     assert _run(settings, "kpi_job", run_config=config).success
     client = redis.Redis.from_url(env["SCBDA_REDIS_URL"])
     before = client.get("kpi:last_update")
@@ -67,7 +69,7 @@ def test_redis_down_fails_the_kpi_run_with_its_address_and_recovers(private_stac
     assert "\n" not in description
 
     cache.ensure()  # same port, same data dir: Redis returns
-    later = {"ops": {"kpis": {"config": {"as_of": (AS_OF + dt.timedelta(minutes=1)).isoformat()}}}}
+    later = {"ops": {"kpis": {"config": {"as_of": (as_of + dt.timedelta(seconds=30)).isoformat()}}}}
     assert _run(settings, "kpi_job", run_config=later).success
     assert redis.Redis.from_url(env["SCBDA_REDIS_URL"]).get("kpi:last_update") != before
 
