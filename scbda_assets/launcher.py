@@ -51,7 +51,8 @@ def run(settings: Settings) -> int:
     try:
         # Before the minute stream starts, so the generator schedule continues from the seeded clock; on the
         # MongoDB that services_up resolved (never a second embedded one).
-        seeded_store = dataclasses.replace(settings, mongo_uri=endpoints.get("SCBDA_MONGO_URI", settings.mongo_uri))
+        seeded_store = dataclasses.replace(settings, mongo_uri=endpoints.get("SCBDA_MONGO_URI", settings.mongo_uri),
+                                           redis_url=endpoints.get("SCBDA_REDIS_URL", settings.redis_url))
         seed_if_empty(seeded_store, now=dt.datetime.now(dt.UTC), echo=lambda line: print(line, flush=True))
     except BaseException:  # Ctrl-C or a failure while seeding: stop what was started here, then report
         for service in reversed(started_services):
