@@ -26,6 +26,7 @@ from scbda_assets.archive.schema import ORDERS
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import cold
 from scbda_assets.history.store import HOUR, HOURS, ORDERS_HOURLY, ceil_hour, floor_hour, utc
+from scbda_assets.kpis import pushdown
 
 SUMS = ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue", "orders_in_full")
 SUMS_SCHEMA = pa.schema([
@@ -55,12 +56,7 @@ def _mongo_group(db: Database, start: dt.datetime, end: dt.datetime, by_hour: bo
         {"$match": well_formed(start, end)},
         {"$group": {
             "_id": key,
-            "orders": {"$sum": 1},
-            "units_requested": {"$sum": {"$toLong": "$requested_qty"}},
-            "units_fulfilled": {"$sum": {"$toLong": "$fulfilled_qty"}},
-            "revenue": {"$sum": {"$toDouble": "$order_value"}},
-            "lost_revenue": {"$sum": {"$toDouble": "$lost_revenue"}},
-            "orders_in_full": {"$sum": {"$cond": [{"$eq": ["$fulfilled_qty", "$requested_qty"]}, 1, 0]}},
+            **pushdown.order_sums_of_documents(),
             "first_order_ts": {"$min": "$order_ts"},
         }},
     ]

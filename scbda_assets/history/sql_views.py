@@ -154,13 +154,14 @@ def register_views(spark, db: Database, archive: ArchiveStore, query: str, folde
 def run_sql(spark, db: Database, archive: ArchiveStore, query: str, *, max_rows: int = MAX_ROWS) -> pa.Table:
     """Run one analyst query over hot + cold; at most ``max_rows`` rows. Bad SQL raises :class:`SqlError`."""
     from pyspark.errors import PySparkException
+    from pyspark.logger import PySparkLogger
 
     if not query.strip():
         raise SqlError("empty query: expected one SELECT statement, e.g. scbda sql \"SELECT COUNT(*) FROM orders\"")
-    import logging
-
     folder = f"{layout.STAGING_DIR}/sql-{uuid.uuid4().hex[:8]}"
-    logger = logging.getLogger(_QUERY_LOGGER)
+    # pyspark's own logger class: a plain logging.Logger under this name breaks every later query error
+    # ("Logger._log() got an unexpected keyword argument 'errorClass'").
+    logger = PySparkLogger.getLogger(_QUERY_LOGGER)
     previous = logger.disabled
     logger.disabled = True
     try:

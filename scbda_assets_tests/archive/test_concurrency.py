@@ -183,6 +183,9 @@ def test_cli_and_dagster_materialization_in_either_order(writer_env, hot_store, 
 @pytest.mark.parametrize("second", ["cli", "dagster"])
 def test_after_a_sigkilled_writer_two_writers_race_and_one_recovers(writer_env, hot_store, mongo_db, spark, second):
     start, original = hot_store
+    # The two racers wait longer than the crashed writer's lease can still run (8 s > 4 s TTL), so one of them
+    # always takes it over once it expires, however slowly the processes start on a loaded machine.
+    writer_env = {**writer_env, "SCBDA_ARCHIVE_LEASE_WAIT_SECONDS": "8"}
     store = ArchiveStore(writer_env["SCBDA_ARCHIVE_URI"])
     crashed = _cli(writer_env)
     deadline = time.monotonic() + 120

@@ -48,6 +48,12 @@ def test_views_union_both_stores_once_and_the_cli_formats(chain_db, archive_stor
     with pytest.raises(SqlError) as info:
         run_sql(spark, chain_db, archive_store, "SELECT no_such_column FROM orders")
     assert "\n" not in str(info.value) and "no_such_column" in str(info.value)
+    # ... and a later Spark error elsewhere in the process still says what was wrong (pyspark's query logger keeps
+    # its own class; a plain logging.Logger there turned every later error into a TypeError about 'errorClass').
+    from pyspark.errors import PySparkException
+
+    with pytest.raises(PySparkException, match="another_missing_column"):
+        spark.sql("SELECT another_missing_column").collect()
     assert not archive_store.list_dirs("_staging") or not any(
         d.startswith("sql-") for d in archive_store.list_dirs("_staging"))
 
