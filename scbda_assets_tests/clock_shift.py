@@ -4,8 +4,8 @@ It proves that no test depends on today's date: a test that pins a date and lets
 clock behaves differently once the clock moves (``make test-date-shift`` runs the suite a year ahead). The shift
 uses time-machine, so it moves ``datetime.now``, ``time.time`` and friends in the test process (and in-process
 Dagster runs), not in the servers or subprocesses. A test whose subprocesses read the clock too (a real `scbda
-archive` it kills, a whole `scbda run`) is marked ``subprocess_clock``: it uses the wall clock only, never a fixed
-date, and runs on the real clock under the shift, since its children cannot be moved with it.
+archive` it kills, a whole `scbda run`, ids that mongod stamps) is marked ``subprocess_clock`` and runs on the real
+clock under the shift, since its children and servers cannot be moved with it.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def _stop() -> None:
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "subprocess_clock: subprocesses read the wall clock too; runs on the real clock under "
-                   "--shift-clock-days (the test uses the wall clock only)")
+        "markers", "subprocess_clock: subprocesses or a server (mongod's _id) read the wall clock too; runs on "
+                   "the real clock under --shift-clock-days")
     days = config.getoption("--shift-clock-days")
     if days:
         _shift["days"] = days

@@ -29,6 +29,9 @@ from scbda_assets.resources import build_resources
 from scbda_assets.settings import Settings
 from scbda_assets_tests.archive import facts
 
+# Writers run as real subprocesses that read the wall clock: under --shift-clock-days this module keeps the real one.
+pytestmark = pytest.mark.subprocess_clock
+
 LEASE_ENV = {"SCBDA_ARCHIVE_LEASE_SECONDS": "4", "SCBDA_ARCHIVE_LEASE_WAIT_SECONDS": "2"}
 EXIT_BUSY = 4
 

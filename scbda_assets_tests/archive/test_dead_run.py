@@ -33,6 +33,9 @@ from scbda_assets.settings import Settings
 from scbda_assets_tests.archive import facts
 from scbda_assets_tests.archive.conftest import assert_each_once
 
+# Writers run as real subprocesses that read the wall clock: under --shift-clock-days this module keeps the real one.
+pytestmark = pytest.mark.subprocess_clock
+
 EMBEDDED_INSTANCE = Path(sensor_module.__file__).parents[1] / "dagster_instance.yaml"
 
 # A run worker: executes an archive run in the shared instance and stalls after Spark wrote the batch's files.

@@ -19,6 +19,9 @@ from scbda_assets.archive.schema import SPECS
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.generator.stream import floor_minute
 
+# Writers run as real subprocesses that read the wall clock: under --shift-clock-days this module keeps the real one.
+pytestmark = pytest.mark.subprocess_clock
+
 # The backfill process kills itself (SIGKILL) at its second clock commit: batch 1 committed, batch 2 inserted only.
 KILLED_BACKFILL = textwrap.dedent("""
     import os, signal, sys

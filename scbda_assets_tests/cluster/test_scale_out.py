@@ -35,7 +35,7 @@ from scbda_assets_tests.cluster.conftest import (
     summary,
 )
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.subprocess_clock]
 
 MINUTES, RATE, SEED = 120, 60, 11  # ~8k orders and 6k snapshots; at least one whole hour is old enough to archive
 FAULT_REPORTS: dict[str, dict] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import pytest
 
 from scbda_assets.definitions import build_definitions
 from scbda_assets.generator.backfill import backfill
@@ -49,6 +50,8 @@ def test_fresh_events_pass_freshness(settings):
     assert _run_quality_job(settings)["orders_fact:events_fresh"].passed
 
 
+# mongod assigns the generated documents' _id with its own clock, which --shift-clock-days cannot move.
+@pytest.mark.subprocess_clock
 def test_bad_documents_fail_the_named_checks_with_counts(settings, mongo_db):
     backfill(settings, minutes=3, rate=600, end=END, seed=3, progress=False)
     total = mongo_db.orders_fact.count_documents({})
