@@ -9,7 +9,7 @@ Which order hours are (re)built:
    of the overlap only rebuilds hours, which is idempotent);
 3. archive batches not yet folded in: the hours their manifests name (a late event written and archived between
    two scans is found here), until the batch is ``complete``.
-The current hour is never stored: KPIs read it from the raw events. Shipments: every hot shipment is re-copied (a
+The current hour is never stored: KPIs read it from the minute rollup (or the raw events). Shipments: every hot shipment is re-copied (a
 receipt updates it in place), and the shipment hours of new archive batches are copied from Parquet.
 Finally rows older than ``RETAIN_DAYS`` are removed, so the layer stays bounded.
 """
@@ -59,7 +59,10 @@ def earliest_order(db: Database, history: Database, archive: ArchiveStore | None
     return earliest
 
 
-def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime) -> dict:
+def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
+            rollup_from: dt.datetime | None = None) -> dict:
+    """Bring the layer up to date (see the module's docstring). ``rollup_from``: the coverage of a minute-rollup fold
+    done in this same run at ``now`` (hours from there on are summed from the rollup); None: from the orders."""
     started = time.perf_counter()
     history = history_database(db)
     if not get_state(history, SCAN_KEY):
@@ -102,7 +105,7 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime) -> 
             newly_complete.append(name)
 
     to_build = sorted(h for h in dirty if retain_from <= h < current)
-    built = orders_hourly.build_hours(history, db, archive, to_build, now=now)
+    built = orders_hourly.build_hours(history, db, archive, to_build, now=now, rollup_from=rollup_from)
 
     hot_shipment_ids = shipments.hot_ids(db) if shipment_hours else set()
     copied_cold = sum(shipments.sync_cold_hour(history, archive, hour, skip=hot_shipment_ids)
@@ -115,10 +118,12 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime) -> 
         set_state(history, ARCHIVE_KEY, {"$addToSet": {"complete": {"$each": newly_complete}}})
     history[ORDERS_HOURLY].delete_many({"hour": {"$lt": retain_from}})
     history[HOURS].delete_many({"hour": {"$lt": retain_from}})
+    orders_hourly.drop_old_minutes(history, now=now)
     shipments.prune(history, now=now)
     return {
         "order_hours_built": built["hours"],
         "order_hours_from_archive": built["from_archive"],
+        "order_hours_from_rollup": built["from_rollup"],
         "shipments_from_archive": copied_cold,
         "shipments_from_mongodb": copied_hot,
         "seconds": round(time.perf_counter() - started, 4),

@@ -13,31 +13,25 @@ from pymongo.database import Database
 
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import orders_hourly
-from scbda_assets.history.store import DAY, HOUR, ORDERS_HOURLY, ceil_hour, floor_hour, history_database, utc
+from scbda_assets.history.store import DAY, HOUR, ORDERS_HOURLY, ceil_hour, floor_hour, history_database
+
+MINUTE = dt.timedelta(minutes=1)
 
 SumsOf = Callable[[dt.datetime, dt.datetime], list[dict]]
 _SUM_FIELDS = orders_hourly.SUMS
 
 
-def _add(total: dict, row: dict) -> None:
-    for name in _SUM_FIELDS:
+def _add(total: dict, row: dict, fields: tuple[str, ...] = _SUM_FIELDS) -> None:
+    for name in fields:
         total[name] = total.get(name, 0) + row[name]
-    first = row.get("first_order_ts")
-    if first is not None and (total.get("first_order_ts") is None or first < total["first_order_ts"]):
-        total["first_order_ts"] = first
 
 
 def _stored_group(history: Database, start: dt.datetime, end: dt.datetime, by: dict) -> list[dict]:
     pipeline = [
         {"$match": {"hour": {"$gte": start, "$lt": end}}},
-        {"$group": {"_id": by, **{name: {"$sum": f"${name}"} for name in _SUM_FIELDS},
-                    "first_order_ts": {"$min": "$first_order_ts"}}},
+        {"$group": {"_id": by, **{name: {"$sum": f"${name}"} for name in _SUM_FIELDS}}},
     ]
-    rows = []
-    for doc in history[ORDERS_HOURLY].aggregate(pipeline):
-        key = doc.pop("_id")
-        rows.append({**key, **doc, "first_order_ts": utc(doc.get("first_order_ts"))})
-    return rows
+    return [{**doc.pop("_id"), **doc} for doc in history[ORDERS_HOURLY].aggregate(pipeline)]
 
 
 def _pieces(history: Database, start: dt.datetime, end: dt.datetime) -> tuple[list[tuple], list[tuple]]:
@@ -70,20 +64,46 @@ def raw_order_sums(db: Database, archive: ArchiveStore | None) -> SumsOf:
     return lambda lo, hi: orders_hourly.order_sums(db, archive, lo, hi)
 
 
-def pair_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, end: dt.datetime,
-              raw_sums: SumsOf | None = None) -> list[dict]:
-    """Per (sku_id, dc_id): the order sums of [start, end) and the pair's first order time in it. ``raw_sums``
-    sums a range that is not stored (default: the raw events, hot ∪ cold)."""
+def pair_requested_units(db: Database, archive: ArchiveStore | None, start: dt.datetime, end: dt.datetime,
+                         raw_sums: SumsOf | None = None) -> list[dict]:
+    """Per (sku_id, dc_id): the units requested in [start, end) (the demand window). ``raw_sums`` sums a range that
+    is not stored (default: the raw events, hot ∪ cold). The window's first hour, cut at ``start``, comes from the
+    stored hour's minutes when it has them, so a 7-day window never re-reads an archived hour of raw orders."""
     raw_sums = raw_sums or raw_order_sums(db, archive)
     history = history_database(db)
+    pieces: list[dict] = []
+    head = _head_from_minutes(history, start, end)
+    if head is not None:
+        rows, partial_minute = head
+        pieces += rows
+        if partial_minute is not None:
+            pieces += raw_sums(*partial_minute)
+        start = ceil_hour(start)
     stored_runs, raw = _pieces(history, start, end)
-    totals: dict[tuple, dict] = {}
-    pieces = [row for lo, hi in stored_runs for row in _stored_group(history, lo, hi, {"sku_id": "$sku_id",
-                                                                                         "dc_id": "$dc_id"})]
+    pieces += [row for lo, hi in stored_runs for row in _stored_group(history, lo, hi, {"sku_id": "$sku_id",
+                                                                                          "dc_id": "$dc_id"})]
     pieces += [row for lo, hi in raw for row in raw_sums(lo, hi)]
+    totals: dict[tuple, dict] = {}
     for row in pieces:
-        _add(totals.setdefault((row["sku_id"], row["dc_id"]), {"sku_id": row["sku_id"], "dc_id": row["dc_id"]}), row)
+        _add(totals.setdefault((row["sku_id"], row["dc_id"]), {"sku_id": row["sku_id"], "dc_id": row["dc_id"]}), row,
+             ("units_requested",))
     return list(totals.values())
+
+
+def _head_from_minutes(history: Database, start: dt.datetime, end: dt.datetime) -> tuple[list[dict], tuple | None] | None:
+    """[start, ceil_hour(start)) from the stored minutes of start's hour: (per pair units, the partial minute
+    [start, next minute) left to sum from the raw events, or None). None when start is on the hour, the window ends
+    inside that hour, or the hour is not stored with its minutes."""
+    hour = floor_hour(start)
+    if start == hour or ceil_hour(start) > end or hour not in orders_hourly.stored_hours(history, hour, hour + HOUR):
+        return None
+    first_minute = start.replace(second=0, microsecond=0)
+    if first_minute < start:
+        first_minute += MINUTE
+    rows = orders_hourly.requested_since(history, hour, (first_minute - hour) // MINUTE)
+    if rows is None:
+        return None
+    return rows, ((start, first_minute) if start < first_minute else None)
 
 
 def daily_pair_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, end: dt.datetime,

@@ -251,17 +251,15 @@ def history_inputs(db: Database, archive: ArchiveStore | None, end: dt.datetime,
                    covered_from: dt.datetime | None = None) -> tuple[dict[str, pa.Table], dict]:
     """The history-window inputs at E = ``end``: bring the history layer up to date, then read it."""
     raw = raw_order_sums(db, archive, covered_from)
-    report = {"refresh": maintain.refresh(db, archive, now=now),
+    report = {"refresh": maintain.refresh(db, archive, now=now, rollup_from=covered_from),
               "rollup_covered_from": covered_from, "raw_order_sums": raw}
     tables: dict[str, pa.Table] = {}
     earliest = maintain.earliest_order(db, maintain.history_database(db), archive)
     report["earliest_order"] = iso(earliest) if earliest else None
     report["demand_history_days"] = demand_history_days(earliest, end)
     if "demand" in wanted:
-        rows = history_read.pair_sums(db, archive, end - DEMAND_DAYS * DAY, end, raw)
-        tables["demand"] = pa.Table.from_pylist(
-            [{"sku_id": r["sku_id"], "dc_id": r["dc_id"], "units_requested": r["units_requested"]} for r in rows],
-            schema=_HISTORY_SCHEMAS["demand"])
+        rows = history_read.pair_requested_units(db, archive, end - DEMAND_DAYS * DAY, end, raw)
+        tables["demand"] = pa.Table.from_pylist(rows, schema=_HISTORY_SCHEMAS["demand"])
     days = covered_days(earliest, end)
     if "covered_days" in wanted:
         tables["covered_days"] = pa.Table.from_pylist([{"day": f"{d:%Y-%m-%d}"} for d in days],

@@ -40,8 +40,9 @@ ROLLUP = "orders_minute_rollup"
 # The fold's progress lives in the rollup collection itself, so dropping the collection resets both together.
 STATE_ID = "_state"
 HORIZON = dt.timedelta(hours=2)
-# A new rollup (or one not folded for this long) starts this far back: enough for every KPI window, and the
-# first run after a deployment folds half an hour of orders, not the whole hot store.
+# A new rollup (or one not folded for this long) starts at the start of the hour this far back: enough for every
+# KPI window and the hour in progress, and the first run after a deployment folds at most 90 minutes of orders, not
+# the whole hot store.
 RESTART_BACK = dt.timedelta(minutes=30)
 SEAL_GRACE = dt.timedelta(seconds=60)
 MINUTE = dt.timedelta(minutes=1)
@@ -54,6 +55,10 @@ INDEXES = [
 
 def floor_minute(moment: dt.datetime) -> dt.datetime:
     return moment.replace(second=0, microsecond=0)
+
+
+def floor_hour_of(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def ceil_minute(moment: dt.datetime) -> dt.datetime:
@@ -100,11 +105,12 @@ def fold_new_orders(db: Database, *, now: dt.datetime) -> dict:
     """Bring the rollup up to date (steps 1–3 above) at wall time ``now``; returns what it did (logs, benchmark)."""
     state = db[ROLLUP].find_one({"_id": STATE_ID}) or {}
     since, covered_from = _utc(state.get("watermark")), _utc(state.get("covered_from"))
-    restart = floor_minute(now - RESTART_BACK)
     stored_from = covered_from
-    if since is None or covered_from is None or since < restart:
-        # A new rollup, or no run for a while: start (again) recently; coverage starts there.
-        since = covered_from = restart
+    if since is None or covered_from is None or since < floor_minute(now - RESTART_BACK):
+        # A new rollup, or no run for a while: start (again) at the hour of now − RESTART_BACK; coverage starts
+        # there: the live window and the hour in progress of any as-of up to RESTART_BACK old (the history layer
+        # reads that hour from here, at any rate), at the cost of folding at most 90 minutes of orders once.
+        since = covered_from = floor_hour_of(now - RESTART_BACK)
         db[ROLLUP].create_indexes(INDEXES)
     covered_from = max(covered_from, floor_minute(now - HORIZON))
     db.orders_fact.aggregate(fold_pipeline(since, covered_from))

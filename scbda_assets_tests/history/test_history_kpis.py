@@ -169,3 +169,17 @@ def test_the_hour_in_progress_from_the_minute_rollup_equals_the_reference(chain_
     run = compute_kpis(chain_db, spark, as_of, now=as_of)
     assert run.history["rollup_covered_from"] <= T  # the hour in progress came from the rollup
     _compare(run, facts, as_of)
+
+
+def test_a_demand_window_cut_inside_a_minute_equals_the_reference(chain_db, spark):
+    as_of = T + dt.timedelta(minutes=23, seconds=40)  # the 7-day window starts 40 s before a minute, mid-hour
+    facts = scenario.documents(days=8, seed=17, as_of=as_of)
+    scenario.insert(chain_db, facts)
+    run = compute_kpis(chain_db, spark, as_of, ("stockout_risk", "inventory_level"), now=as_of)
+    expected = reference_kpis(facts, DIMS, as_of)
+    for name in ("stockout_risk", "inventory_level"):
+        assert len(run.results[name].rows) == len(expected[name]) >= 5
+        for got, want in zip(run.results[name].rows, expected[name]):
+            for field in want:
+                assert _same(got[field], want[field], field), (name, field, got, want)
+    assert any(r["demand_per_day"] > 0 for r in run.results["stockout_risk"].rows)

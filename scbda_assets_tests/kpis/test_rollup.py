@@ -172,7 +172,7 @@ def test_dropping_the_rollup_rebuilds_it_and_never_claims_coverage_without_rows(
     rollup.fold_new_orders(mongo_db, now=T)
     mongo_db.drop_collection(rollup.ROLLUP)
     report = rollup.fold_new_orders(mongo_db, now=T + rollup.MINUTE)
-    assert report["since"] == report["covered_from"] == T + rollup.MINUTE - rollup.RESTART_BACK
+    assert report["since"] == report["covered_from"] == T - dt.timedelta(hours=1)  # the hour of now − RESTART_BACK
     assert _from_rollup(mongo_db, minutes_before(15), T + rollup.MINUTE) == _direct(
         mongo_db, minutes_before(15), T + rollup.MINUTE)
     assert _rows(mongo_db) == 2
