@@ -4,8 +4,8 @@
 Which order hours are (re)built:
 1. missing: every whole hour of the last ``RETAIN_DAYS`` before ``floor_hour(now)`` that has no build record,
    from the store's first event on (older hours are empty by definition, and not visited);
-2. late events: the hours of orders with ``ingested_at`` >= the scan watermark. The watermark then moves to
-   ``now - SEAL_GRACE`` (a writer's documents are visible within that of the ``ingested_at`` it stamped; a rescan
+2. late events: the hours of orders with ``ingested_at`` >= the scan watermark, unless the hour was built after
+   they were visible (``built_at − SEAL_GRACE``). The watermark then moves to ``now - SEAL_GRACE`` (a writer's documents are visible within that of the ``ingested_at`` it stamped; a rescan
    of the overlap only rebuilds hours, which is idempotent);
 3. archive batches not yet folded in: the hours their manifests name (a late event written and archived between
    two scans is found here), until the batch is ``complete``.
@@ -84,9 +84,7 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
     scan = get_state(history, SCAN_KEY)
     watermark = utc(scan.get("watermark"))
     if watermark is not None:
-        pipeline = [{"$match": {"ingested_at": {"$gte": watermark}, "order_ts": {"$type": "date"}}},
-                    {"$group": {"_id": {"$dateTrunc": {"date": "$order_ts", "unit": "hour"}}}}]
-        dirty |= {utc(doc["_id"]) for doc in db[ORDERS.collection].aggregate(pipeline)}
+        dirty |= _hours_with_late_orders(db, history, watermark)
 
     seen = set(get_state(history, ARCHIVE_KEY).get("complete", []))
     newly_complete, shipment_hours = [], set()
@@ -128,6 +126,20 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
         "shipments_from_mongodb": copied_hot,
         "seconds": round(time.perf_counter() - started, 4),
     }
+
+
+def _hours_with_late_orders(db: Database, history: Database, watermark: dt.datetime) -> set[dt.datetime]:
+    """Hours of orders ingested since the watermark that their hour's last build may not have seen: a build at
+    ``built_at`` saw every order ingested before ``built_at − SEAL_GRACE`` (the watermark's own assumption), so a
+    seed or backfill written just before a build does not rebuild every hour again on the next run."""
+    pipeline = [{"$match": {"ingested_at": {"$gte": watermark}, "order_ts": {"$type": "date"}}},
+                {"$group": {"_id": {"$dateTrunc": {"date": "$order_ts", "unit": "hour"}},
+                            "last_ingested": {"$max": "$ingested_at"}}}]
+    last_ingested = {utc(doc["_id"]): utc(doc["last_ingested"]) for doc in db[ORDERS.collection].aggregate(pipeline)}
+    built_at = {utc(doc["hour"]): utc(doc.get("built_at")) for doc in history[HOURS].find(
+        {"kind": "orders", "hour": {"$in": list(last_ingested)}}, {"hour": 1, "built_at": 1})}
+    return {hour for hour, ingested in last_ingested.items()
+            if built_at.get(hour) is None or ingested >= built_at[hour] - SEAL_GRACE}
 
 
 def rebuild_hour(db: Database, archive: ArchiveStore | None, hour: dt.datetime, *, now: dt.datetime) -> dict:

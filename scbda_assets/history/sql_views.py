@@ -21,6 +21,7 @@ import re
 import uuid
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pymongo.database import Database
 
@@ -117,9 +118,9 @@ def _stage_hot(db: Database, archive: ArchiveStore, spec: CollectionSpec, bounds
     with pq.ParquetWriter(archive.path(path), target, filesystem=archive.fs) as writer:
         for chunk in arrow_chunks(db[spec.collection], query, Schema(read)):
             chunk = chunk.select(list(read)).cast(pa.schema(fields))
-            moments = chunk[spec.event_field].to_pylist()
-            chunk = chunk.append_column("event_date", pa.array([f"{m:%Y-%m-%d}" for m in moments], pa.string()))
-            chunk = chunk.append_column("hour", pa.array([f"{m:%H}" for m in moments], pa.string()))
+            moments = chunk[spec.event_field]  # UTC: the partition columns the archive writes, vectorized
+            chunk = chunk.append_column("event_date", pc.strftime(moments, format="%Y-%m-%d"))
+            chunk = chunk.append_column("hour", pc.strftime(moments, format="%H"))
             writer.write_table(chunk)
             rows += chunk.num_rows
     return rows
