@@ -25,7 +25,8 @@ from scbda_assets.archive.planning import run_key
 from scbda_assets.archive.policy import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.resources import MongoResource, ServiceUnavailable, SettingsResource
+from scbda_assets.errors import ServiceUnavailable
+from scbda_assets.resources import MongoResource, SettingsResource
 
 RECOVERS_TAG = "scbda/recovers_batch"
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
