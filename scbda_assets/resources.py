@@ -115,15 +115,31 @@ def spark_config(settings: Settings) -> dict[str, str]:
     return {"spark.master": "local[2]", "spark.app.name": "scbda", **SPARK_CONF}
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The resources every definition uses, for one configuration (tests pass their own Settings)."""
+# Settings that may carry a password (mongodb://user:pw@..., redis://:pw@...): passed as dg.EnvVar when they come from
+# the environment, so the UI shows the variable's name, never the resolved value.
+SECRET_VARIABLES = ("SCBDA_MONGO_URI", "SCBDA_REDIS_URL")
+
+
+def _secret(variable: str, value: str | None, from_env: bool) -> str:
+    if value and from_env and os.environ.get(variable) == value:
+        return dg.EnvVar(variable)
+    return value or ""
+
+
+def build_resources(settings: Settings, *, secrets_from_env: bool = False) -> dict[str, dg.ConfigurableResource]:
+    """The resources every definition uses, for one configuration (tests pass their own Settings).
+
+    ``secrets_from_env`` (the code location's Definitions): a URI that is the value of its SCBDA_* variable is
+    configured as ``dg.EnvVar``, which Dagster resolves when a run or sensor starts. Code outside Dagster (the CLI,
+    ``open_resources``) uses the resolved values.
+    """
+    mongo_uri = _secret("SCBDA_MONGO_URI", settings.mongo_uri, secrets_from_env)
+    redis_url = _secret("SCBDA_REDIS_URL", settings.redis_url, secrets_from_env)
     return {
-        "mongo": MongoResource(
-            uri=settings.mongo_uri or "", database_name=settings.mongo_db, home=str(settings.home)
-        ),
-        "redis": RedisResource(url=settings.redis_url or "", key_prefix=settings.key_prefix, home=str(settings.home)),
+        "mongo": MongoResource(uri=mongo_uri, database_name=settings.mongo_db, home=str(settings.home)),
+        "redis": RedisResource(url=redis_url, key_prefix=settings.key_prefix, home=str(settings.home)),
         "pyspark": SparkResource(spark_config=spark_config(settings)),
-        "settings": SettingsResource.from_settings(settings),
+        "settings": SettingsResource.from_settings(settings, mongo_uri=mongo_uri, redis_url=redis_url),
     }
 
 
@@ -155,16 +171,27 @@ class SparkResource(LazyPySparkResource):
 
 
 class SettingsResource(dg.ConfigurableResource):
-    """The validated SCBDA_* settings, as a resource so assets, sensors and schedules read one configuration."""
+    """The validated SCBDA_* settings, as a resource so assets, sensors and schedules read one configuration.
+
+    The URIs that may hold a password are fields of their own (``dg.EnvVar`` in the code location), not part of
+    ``environment``, which the UI shows as it is.
+    """
 
     environment: dict[str, str]
+    mongo_uri: str = ""
+    redis_url: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SettingsResource:
-        return cls(environment=settings.to_env())
+    def from_settings(cls, settings: Settings, *, mongo_uri: str | None = None,
+                      redis_url: str | None = None) -> SettingsResource:
+        environment = {k: v for k, v in settings.to_env().items() if k not in SECRET_VARIABLES}
+        return cls(environment=environment,
+                   mongo_uri=(settings.mongo_uri or "") if mongo_uri is None else mongo_uri,
+                   redis_url=(settings.redis_url or "") if redis_url is None else redis_url)
 
     def get(self) -> Settings:
-        return Settings.from_env(self.environment)
+        secrets = {"SCBDA_MONGO_URI": self.mongo_uri, "SCBDA_REDIS_URL": self.redis_url}
+        return Settings.from_env({**self.environment, **{k: v for k, v in secrets.items() if v}})
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ STARTUP_GRACE_S = 120.0  # resource setup (Spark session) before a run takes the
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reads dbStats.dataSize; above SCBDA_ARCHIVE_THRESHOLD_MB requests archival of the oldest eligible "
-    "hours down to the low-water mark (SPEC §8). Finishes incomplete batches and fails archive runs whose worker died.",
+    "hours down to the low-water mark (docs/archive.md). Finishes incomplete batches and fails archive runs whose worker died.",
 )
 def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, settings: SettingsResource):
     config = settings.get()

@@ -23,8 +23,6 @@ from scbda_assets.resources import MongoResource, RedisResource, SettingsResourc
 ASSET_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(f"kpi_{name}") for name in KPI_NAMES}
 OP_NAME = "kpis"
 PREVIEW_ROWS = 10
-# Refreshed every minute; the Redis TTL (180 s) is the point where the dashboard would go blank.
-FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(minutes=3), warn_window=dt.timedelta(minutes=2))
 
 _DESCRIPTIONS = {
     "inventory_level": "Per (SKU, DC) with a snapshot in the window: latest on-hand, window average, safety stock.",
@@ -57,7 +55,6 @@ class KpiRunConfig(dg.Config):
             description=f"{_DESCRIPTIONS[name]} Window {KPIS[name].window_minutes} min; Redis key kpi:{name}.",
             kinds={"spark", "redis"},
             skippable=True,
-            freshness_policy=FRESHNESS,
         )
         for name in KPI_NAMES
     ],
