@@ -17,7 +17,7 @@ from scbda_assets.kpis.refresh import refresh_kpis_once, run_refresh
 from scbda_assets.errors import ServiceUnavailable
 from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
-from scbda_assets_tests.kpis.conftest import T, minutes_before, order, snapshot
+from scbda_assets_tests.documents import T, minutes_before, order, snapshot
 
 KPI_KEYS = [f"kpi:{name}" for name in KPI_NAMES]
 ALL_KEYS = [*KPI_KEYS, "kpi:last_update"]
