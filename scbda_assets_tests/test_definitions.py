@@ -113,11 +113,27 @@ def test_no_spec_section_references_in_ui_descriptions(tmp_path):
 
 
 def test_a_backfill_of_archive_hours_is_one_run(tmp_path):
+    """What the backfill daemon launches for a UI backfill of 6 hours of the three archive assets: one run whose
+    partition range covers the 6 hours (one batch, one lease), not 6 queued runs."""
+    from dagster._core.definitions.automation_tick_evaluation_context import (
+        build_run_requests_with_backfill_policies,
+    )
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
     _, repo = _repository(tmp_path)
+    graph = repo.asset_graph
     for name in ASSETS_BY_GROUP["archive"]:
-        policy = repo.asset_graph.get(dg.AssetKey(name)).backfill_policy
-        assert policy == dg.BackfillPolicy.single_run(), name
-        assert policy.max_partitions_per_run is None  # every hour of the backfill in that one run
+        assert graph.get(dg.AssetKey(name)).backfill_policy == dg.BackfillPolicy.single_run(), name
+    hours = ["2026-11-20-10:00", "2026-11-20-11:00", "2026-11-20-12:00", "2026-11-20-13:00", "2026-11-20-14:00",
+             "2026-11-20-15:00"]
+    requested = [AssetKeyPartitionKey(dg.AssetKey(name), hour) for name in ASSETS_BY_GROUP["archive"] for hour in hours]
+    with dg.DagsterInstance.ephemeral() as instance:
+        runs = build_run_requests_with_backfill_policies(requested, graph, instance)
+    assert len(runs) == 1
+    [run] = runs
+    assert {key.to_user_string() for key in run.asset_selection} == ASSETS_BY_GROUP["archive"]
+    assert (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG]) == (hours[0], hours[-1])
 
 
 def test_collection_assets_have_a_column_schema(tmp_path):
