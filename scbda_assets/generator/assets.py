@@ -135,7 +135,7 @@ def hot_store(context: dg.AssetExecutionContext, mongo: MongoResource, settings:
                 "preview": _preview(result.preview.get(name, [])),
             },
         )
-    states = list(db.inventory_state.find({}, {"_id": 0}).sort([("sku_id", 1), ("dc_id", 1)]).limit(5))
+    states = store.inventory_state_preview(db)
     yield dg.MaterializeResult(
         asset_key="inventory_state",
         metadata={"dagster/row_count": totals["inventory_state"], **window, "preview": _preview(states)},

@@ -126,5 +126,7 @@ def test_a_resource_without_uri_starts_nothing_and_says_how_to_start(own_home, m
     endpoints, _ = services_up(settings)  # what the launcher does; the resources then find the running servers
     mongo = MongoResource(home=own_home["SCBDA_HOME"])
     assert mongo.resolved_uri() == endpoints["SCBDA_MONGO_URI"] and mongo.database().command("ping")["ok"] == 1.0
-    assert RedisResource(home=own_home["SCBDA_HOME"]).client().ping()
+    cache = RedisResource(home=own_home["SCBDA_HOME"])
+    assert cache.client().ping()
     mongo.teardown_after_execution(None)
+    cache.teardown_after_execution(None)
