@@ -10,7 +10,7 @@ RATE ?= 150000
 PYTEST_ARGS ?=
 SHIFT_DAYS ?= 400
 
-.PHONY: install run test test-date-shift bench soak services-up services-down browser compose-check clean
+.PHONY: install run test test-fast test-date-shift bench soak services-up services-down browser compose-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ endif
 ## make test: the whole pytest suite against real mongod, redis-server and Spark.
 test: install browser compose-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the inner loop: real mongod and redis-server, no Spark, no browser, no cluster, no slow tests
+## (markers: conftest adds `spark` / `browser` by fixture use). `make test` still runs everything.
+FAST_MARKERS := not spark and not browser and not cluster and not slow
+test-fast: install
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 ## make test-date-shift: the same suite with the wall clock a year ahead (no test may depend on today's date).
 test-date-shift: install browser compose-check

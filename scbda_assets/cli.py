@@ -15,7 +15,7 @@ import sys
 import click
 import pymongo
 
-from scbda_assets.resources import ServiceUnavailable, first_line
+from scbda_assets.errors import ServiceUnavailable, first_line
 from scbda_assets.services.process import ServiceError
 from scbda_assets.settings import ConfigError, Settings
 
@@ -195,22 +195,20 @@ def sql(query, as_json, as_csv) -> None:
         _fail("--json and --csv exclude each other: pick one (default: a table)", EXIT_CONFIG)
     from scbda_assets.archive.storage import ArchiveStore
     from scbda_assets.kpis.refresh import SparkHandle, open_spark
-    from scbda_assets.resources import build_resources
+    from scbda_assets.resources import open_resources
 
     settings = _settings()
-    resources = build_resources(settings)
-    mongo, pyspark = resources["mongo"], resources["pyspark"]
-    handle = SparkHandle(lambda: open_spark(pyspark.spark_config, lambda: pyspark.spark_session))
-    try:
-        db = mongo.database()
-        table = handle.run(lambda spark: run_sql(spark, db, ArchiveStore(settings.archive_uri), query))
-    except SqlError as exc:
-        _fail(f"bad query: {exc}", EXIT_CONFIG)
-    finally:
-        for resource in (mongo, pyspark):
-            resource.teardown_after_execution(None)
-        if handle.reopened:
-            handle.close()
+    with open_resources(settings) as resources:
+        mongo, pyspark = resources["mongo"], resources["pyspark"]
+        handle = SparkHandle(lambda: open_spark(pyspark.spark_config, lambda: pyspark.spark_session))
+        try:
+            db = mongo.database()
+            table = handle.run(lambda spark: run_sql(spark, db, ArchiveStore(settings.archive_uri), query))
+        except SqlError as exc:
+            _fail(f"bad query: {exc}", EXIT_CONFIG)
+        finally:
+            if handle.reopened:
+                handle.close()
     if as_json:
         click.echo(json.dumps(table.to_pylist(), indent=2, default=str))
     elif as_csv:

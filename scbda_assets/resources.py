@@ -1,13 +1,16 @@
-"""Thin Dagster resources for MongoDB, Redis and Spark, built from one validated Settings.
+"""Thin Dagster resources for MongoDB, Redis and Spark, built from one validated Settings. Resources only connect.
 
-``uri``/``url`` left empty means "the embedded server under $SCBDA_HOME", resolved (and for MongoDB and Redis
-started) on first use, so a bare `dagster dev` works too. Connection failures become one clear line naming the
-address tried (:class:`ServiceUnavailable`), never a wall of driver tracebacks.
+``uri``/``url`` left empty means "the embedded server under $SCBDA_HOME", which the launcher (`scbda run`,
+`scbda services up`) has started: nothing is started from inside a run. Connection failures become one clear line
+naming the address tried (``failures.ServiceFailure``, a ``dg.Failure`` that is also the plain
+:class:`~scbda_assets.errors.ServiceUnavailable`), never a wall of driver tracebacks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -17,31 +20,21 @@ from dagster_pyspark import LazyPySparkResource
 from pydantic import PrivateAttr
 from pymongo.database import Database
 
-from scbda_assets.settings import Settings, redact
-
-
-class ServiceUnavailable(dg.Failure):
-    """A configured service cannot be reached. ``str(error)`` is the one line shown to the user.
-
-    A ``dg.Failure``, so a Dagster run fails with this message as its description (the next tick retries),
-    not with a driver traceback.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(description=message, allow_retries=True)
-
-    def __reduce__(self):  # picklable with its one argument (Dagster serializes failures across processes)
-        return (type(self), (self.description,))
+from scbda_assets.clients import mongo_client, redis_client
+from scbda_assets.errors import ServiceUnavailable
+from scbda_assets.failures import as_failure
+from scbda_assets.settings import Settings
 
 
 def _embedded_endpoint(home: str, variable: str) -> str:
-    from scbda_assets.services import ServiceError, resolve_endpoints
+    """The running embedded server's URI; never starts one (one line saying how to, when none runs)."""
+    from scbda_assets.services import running_endpoint
 
     settings = Settings.from_env({**_scbda_environ(), "SCBDA_HOME": home})
     try:
-        return resolve_endpoints(settings, start_missing=True)[variable]
-    except ServiceError as exc:
-        raise ServiceUnavailable(str(exc)) from None
+        return running_endpoint(settings, variable)
+    except ServiceUnavailable as exc:
+        raise as_failure(exc) from None
 
 
 def _scbda_environ() -> dict[str, str]:
@@ -63,14 +56,10 @@ class MongoResource(dg.ConfigurableResource):
 
     def client(self) -> pymongo.MongoClient:
         if self._client is None:
-            uri = self.resolved_uri()
-            client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=self.timeout_ms, tz_aware=True)
             try:
-                client.admin.command("ping")
-            except pymongo.errors.PyMongoError as exc:
-                client.close()
-                raise ServiceUnavailable(f"MongoDB unreachable at {redact(uri)}: {first_line(exc)}") from None
-            self._client = client
+                self._client = mongo_client(self.resolved_uri(), self.timeout_ms)
+            except ServiceUnavailable as exc:
+                raise as_failure(exc) from None
         return self._client
 
     def database(self) -> Database:
@@ -97,14 +86,10 @@ class RedisResource(dg.ConfigurableResource):
 
     def client(self) -> redis.Redis:
         if self._client is None:
-            url = self.resolved_url()
-            client = redis.Redis.from_url(url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
             try:
-                client.ping()
-            except redis.RedisError as exc:
-                client.close()
-                raise ServiceUnavailable(f"Redis unreachable at {redact(url)}: {first_line(exc)}") from None
-            self._client = client
+                self._client = redis_client(self.resolved_url(), self.timeout_s)
+            except ServiceUnavailable as exc:
+                raise as_failure(exc) from None
         return self._client
 
     def key(self, name: str) -> str:
@@ -130,15 +115,31 @@ def spark_config(settings: Settings) -> dict[str, str]:
     return {"spark.master": "local[2]", "spark.app.name": "scbda", **SPARK_CONF}
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The resources every definition uses, for one configuration (tests pass their own Settings)."""
+# Settings that may carry a password (mongodb://user:pw@..., redis://:pw@...): passed as dg.EnvVar when they come from
+# the environment, so the UI shows the variable's name, never the resolved value.
+SECRET_VARIABLES = ("SCBDA_MONGO_URI", "SCBDA_REDIS_URL")
+
+
+def _secret(variable: str, value: str | None, from_env: bool) -> str:
+    if value and from_env and os.environ.get(variable) == value:
+        return dg.EnvVar(variable)
+    return value or ""
+
+
+def build_resources(settings: Settings, *, secrets_from_env: bool = False) -> dict[str, dg.ConfigurableResource]:
+    """The resources every definition uses, for one configuration (tests pass their own Settings).
+
+    ``secrets_from_env`` (the code location's Definitions): a URI that is the value of its SCBDA_* variable is
+    configured as ``dg.EnvVar``, which Dagster resolves when a run or sensor starts. Code outside Dagster (the CLI,
+    ``open_resources``) uses the resolved values.
+    """
+    mongo_uri = _secret("SCBDA_MONGO_URI", settings.mongo_uri, secrets_from_env)
+    redis_url = _secret("SCBDA_REDIS_URL", settings.redis_url, secrets_from_env)
     return {
-        "mongo": MongoResource(
-            uri=settings.mongo_uri or "", database_name=settings.mongo_db, home=str(settings.home)
-        ),
-        "redis": RedisResource(url=settings.redis_url or "", key_prefix=settings.key_prefix, home=str(settings.home)),
+        "mongo": MongoResource(uri=mongo_uri, database_name=settings.mongo_db, home=str(settings.home)),
+        "redis": RedisResource(url=redis_url, key_prefix=settings.key_prefix, home=str(settings.home)),
         "pyspark": SparkResource(spark_config=spark_config(settings)),
-        "settings": SettingsResource.from_settings(settings),
+        "settings": SettingsResource.from_settings(settings, mongo_uri=mongo_uri, redis_url=redis_url),
     }
 
 
@@ -170,23 +171,36 @@ class SparkResource(LazyPySparkResource):
 
 
 class SettingsResource(dg.ConfigurableResource):
-    """The validated SCBDA_* settings, as a resource so assets, sensors and schedules read one configuration."""
+    """The validated SCBDA_* settings, as a resource so assets, sensors and schedules read one configuration.
+
+    The URIs that may hold a password are fields of their own (``dg.EnvVar`` in the code location), not part of
+    ``environment``, which the UI shows as it is.
+    """
 
     environment: dict[str, str]
+    mongo_uri: str = ""
+    redis_url: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SettingsResource:
-        return cls(environment=settings.to_env())
+    def from_settings(cls, settings: Settings, *, mongo_uri: str | None = None,
+                      redis_url: str | None = None) -> SettingsResource:
+        environment = {k: v for k, v in settings.to_env().items() if k not in SECRET_VARIABLES}
+        return cls(environment=environment,
+                   mongo_uri=(settings.mongo_uri or "") if mongo_uri is None else mongo_uri,
+                   redis_url=(settings.redis_url or "") if redis_url is None else redis_url)
 
     def get(self) -> Settings:
-        return Settings.from_env(self.environment)
+        secrets = {"SCBDA_MONGO_URI": self.mongo_uri, "SCBDA_REDIS_URL": self.redis_url}
+        return Settings.from_env({**self.environment, **{k: v for k, v in secrets.items() if v}})
 
 
-def first_line(exc: BaseException) -> str:
-    """The cause, without the driver's appendix (pymongo adds timeouts and a topology dump)."""
-    lines = str(exc).strip().splitlines()
-    if not lines:
-        return type(exc).__name__
-    return lines[0].split(" (configured timeouts")[0].split(", Timeout:")[0][:200]
-
-
+@contextlib.contextmanager
+def open_resources(settings: Settings) -> Iterator[dict[str, dg.ConfigurableResource]]:
+    """The resources of ``build_resources`` for code outside a Dagster run (the CLI): every client and Spark session
+    they opened is released on exit, even when the command fails."""
+    resources = build_resources(settings)
+    try:
+        yield resources
+    finally:
+        for name in ("pyspark", "redis", "mongo"):
+            resources[name].teardown_after_execution(None)

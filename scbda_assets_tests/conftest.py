@@ -150,3 +150,17 @@ def scbda_environ(test_env, monkeypatch):
     for key, value in test_env.items():
         monkeypatch.setenv(key, value)
     return test_env
+
+
+# Markers by fixture use, so `make test-fast` (-m "not spark and not browser ...") needs no bookkeeping in the tests.
+SPARK_FIXTURES = frozenset({"spark_server", "spark", "spark_settings", "_spark_sessions", "live_cluster"})
+BROWSER_FIXTURES = frozenset({"chromium_path", "pages", "browser_page"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SPARK_FIXTURES:
+            item.add_marker(pytest.mark.spark)
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)

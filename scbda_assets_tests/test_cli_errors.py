@@ -67,3 +67,16 @@ def test_bad_option_value_names_the_accepted_form(tmp_path):
     _assert_one_line(result, 2, "--end", "'yesterday' is not a time: expected ISO 8601")
     result = _scbda("generate", "--minutes", "0", env={"SCBDA_HOME": str(tmp_path)})
     _assert_one_line(result, 2, "--minutes", "0")
+
+
+@pytest.mark.parametrize("command", [("generate", "--minutes", "1", "--no-progress"), ("archive", "--status")])
+def test_no_uri_and_no_embedded_server_says_how_to_start_one_and_starts_nothing(tmp_path, command):
+    """A command only connects: without SCBDA_MONGO_URI it needs the embedded mongod the launcher started."""
+    from scbda_assets.services import embedded_services
+    from scbda_assets.settings import Settings
+
+    env = {"SCBDA_HOME": str(tmp_path), "SCBDA_MONGO_PORT": str(free_port()), "SCBDA_REDIS_PORT": str(free_port()),
+           "SCBDA_SPARK_REMOTE": "local"}
+    result = _scbda(*command, env=env)
+    _assert_one_line(result, 3, "SCBDA_MONGO_URI", "`scbda services up`")
+    assert all(service.status() is None for service, _ in embedded_services(Settings.from_env(env)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from scbda_assets.definitions import build_definitions
 from scbda_assets.settings import Settings
@@ -80,3 +81,94 @@ def test_kpi_assets_have_freshness_policies(tmp_path):
     for name in ASSETS_BY_GROUP["kpis"]:
         policy = repo.asset_graph.get(dg.AssetKey(name)).freshness_policy
         assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 180, name
+
+
+def _ui_descriptions(repo) -> dict[str, str | None]:
+    graph = repo.asset_graph
+    texts = {key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()}
+    texts.update({key.to_user_string(): graph.get_check_spec(key).description for key in graph.asset_check_keys})
+    texts.update({f"job {job.name}": job.description for job in repo.get_all_jobs() if not job.name.startswith("__")})
+    texts.update({f"{a.name}": a.description for a in [*repo.schedule_defs, *repo.sensor_defs]})
+    return texts
+
+
+def test_every_asset_and_check_has_a_description_kinds_and_an_owner(tmp_path):
+    _, repo = _repository(tmp_path)
+    graph = repo.asset_graph
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and node.kinds and node.owners, key.to_user_string()
+        assert node.code_version, key.to_user_string()
+    for key in graph.asset_check_keys:  # a check has no kinds or owners of its own in Dagster: its asset's apply
+        assert graph.get_check_spec(key).description, key.to_user_string()
+        checked = graph.get(key.asset_key)
+        assert checked.kinds and checked.owners, key.to_user_string()
+
+
+def test_no_spec_section_references_in_ui_descriptions(tmp_path):
+    """SPEC.md is not in the repository: descriptions link docs/ instead."""
+    _, repo = _repository(tmp_path)
+    offending = {name: text for name, text in _ui_descriptions(repo).items() if text and "SPEC" in text}
+    assert offending == {}
+
+
+def test_a_backfill_of_archive_hours_is_one_run(tmp_path):
+    """What the backfill daemon launches for a UI backfill of 6 hours of the three archive assets: one run whose
+    partition range covers the 6 hours (one batch, one lease), not 6 queued runs."""
+    from dagster._core.definitions.automation_tick_evaluation_context import (
+        build_run_requests_with_backfill_policies,
+    )
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    _, repo = _repository(tmp_path)
+    graph = repo.asset_graph
+    for name in ASSETS_BY_GROUP["archive"]:
+        assert graph.get(dg.AssetKey(name)).backfill_policy == dg.BackfillPolicy.single_run(), name
+    hours = ["2026-11-20-10:00", "2026-11-20-11:00", "2026-11-20-12:00", "2026-11-20-13:00", "2026-11-20-14:00",
+             "2026-11-20-15:00"]
+    requested = [AssetKeyPartitionKey(dg.AssetKey(name), hour) for name in ASSETS_BY_GROUP["archive"] for hour in hours]
+    with dg.DagsterInstance.ephemeral() as instance:
+        runs = build_run_requests_with_backfill_policies(requested, graph, instance)
+    assert len(runs) == 1
+    [run] = runs
+    assert {key.to_user_string() for key in run.asset_selection} == ASSETS_BY_GROUP["archive"]
+    assert (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG]) == (hours[0], hours[-1])
+
+
+def test_collection_assets_have_a_column_schema(tmp_path):
+    _, repo = _repository(tmp_path)
+    graph = repo.asset_graph
+    for name in ASSETS_BY_GROUP["reference"] | ASSETS_BY_GROUP["hot_store"]:
+        schema = graph.get(dg.AssetKey(name)).metadata["dagster/column_schema"]
+        columns = {column.name: column.type for column in schema.columns}
+        assert len(columns) >= 4, name
+    orders = graph.get(dg.AssetKey("orders_fact")).metadata["dagster/column_schema"]
+    assert {c.name: c.type for c in orders.columns}["order_ts"] == "date"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Dagster's own snapshot code
+def test_secrets_from_the_environment_are_env_vars_not_plain_config(tmp_path, monkeypatch):
+    for key in [k for k in __import__("os").environ if k.startswith("SCBDA_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("SCBDA_HOME", str(tmp_path))
+    monkeypatch.setenv("SCBDA_SPARK_REMOTE", "local")
+    monkeypatch.setenv("SCBDA_MONGO_URI", "mongodb://scbda:hunter2@db.example:27017/?authSource=admin")
+    monkeypatch.setenv("SCBDA_REDIS_URL", "redis://:hunter3@cache.example:6379/0")
+    from scbda_assets import definitions
+
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    lazy = definitions.defs()  # the lazy code location, as Dagster loads it
+    ui = serialize_value(RepositorySnap.from_def(lazy.get_repository_def()))  # what the webserver is sent
+    assert "hunter" not in ui and "SCBDA_MONGO_URI" in ui
+    resources = lazy.resources
+    assert isinstance(resources["mongo"].uri, dg.EnvVar) and isinstance(resources["redis"].url, dg.EnvVar)
+    assert isinstance(resources["settings"].mongo_uri, dg.EnvVar) and isinstance(resources["settings"].redis_url,
+                                                                                   dg.EnvVar)
+    # Dagster resolves them when a run or sensor initializes the resources.
+    settings = resources["settings"].process_config_and_initialize().get()
+    assert settings.mongo_uri.endswith("@db.example:27017/?authSource=admin") and "hunter3" in settings.redis_url
+    with resources["mongo"].process_config_and_initialize_cm() as mongo:
+        assert mongo.uri.startswith("mongodb://scbda:hunter2@")

@@ -38,13 +38,15 @@ MAX_RUNTIME_TAG = {"dagster/max_runtime": str(3 * 3600)}
             deps=[dg.AssetKey(spec.collection)],
             group_name="archive",
             description=f"Parquet archive of `{spec.collection}`: <archive_root>/{spec.collection}/"
-            "event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-*.parquet (SPEC §8).",
+            "event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-*.parquet (docs/archive.md).",
             kinds={"parquet", "spark"},
             skippable=True,  # a run that finds another writer holding the archive lease materializes nothing
         )
         for spec in SPECS
     ],
     partitions_def=ARCHIVE_PARTITIONS,
+    # A UI backfill of N hours is one run over the whole range (one batch, one lease), not N queued runs.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=True,
     op_tags=STAGE_TAG,
     pool=ARCHIVE_POOL,

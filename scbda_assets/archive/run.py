@@ -14,7 +14,8 @@ from scbda_assets.archive.policy import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, recover
 from scbda_assets.archive.status import STATUS_KEY, archive_status, publish_status
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.resources import ServiceUnavailable, build_resources
+from scbda_assets.errors import ServiceUnavailable
+from scbda_assets.resources import open_resources
 from scbda_assets.settings import Settings
 
 
@@ -24,7 +25,11 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
     Returns a JSON-able summary: the decision and its figures, and (when run) the batch's manifest totals.
     """
     now = now or dt.datetime.now(dt.UTC)
-    resources = build_resources(settings)
+    with open_resources(settings) as resources:
+        return _archive_once(resources, settings, dry_run=dry_run, now=now)
+
+
+def _archive_once(resources: dict, settings: Settings, *, dry_run: bool, now: dt.datetime) -> dict:
     db = resources["mongo"].database()
     store = ArchiveStore(settings.archive_uri)
     try:
@@ -51,8 +56,6 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
                                   safety_minutes=settings.archive_safety_minutes, lease=lease)
     finally:
         lease.release()
-        # The session this call opened is released (a Connect client's threads would outlive the command).
-        resources["pyspark"].teardown_after_execution(None)
     summary["batch"] = _batch_summary(batch) if batch else None
     summary["data_size_after_mb"] = round(int(db.command("dbStats")["dataSize"]) / MB, 3)
     summary["status_published"] = publish(resources, archive_status(db, store, now=dt.datetime.now(dt.UTC)))
@@ -61,14 +64,14 @@ def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime 
 
 def status_once(settings: Settings, *, now: dt.datetime | None = None) -> tuple[dict, str | None]:
     """The archive status (``status.archive_status``), published to Redis; returns it and the publish error."""
-    resources = build_resources(settings)
-    try:
-        status = archive_status(resources["mongo"].database(), ArchiveStore(settings.archive_uri),
-                                now=now or dt.datetime.now(dt.UTC))
-    except pymongo.errors.PyMongoError as exc:
-        raise ServiceUnavailable(f"MongoDB failed while reading the archive status: {str(exc).splitlines()[0]}") \
-            from None
-    published = publish(resources, status)
+    with open_resources(settings) as resources:
+        try:
+            status = archive_status(resources["mongo"].database(), ArchiveStore(settings.archive_uri),
+                                    now=now or dt.datetime.now(dt.UTC))
+        except pymongo.errors.PyMongoError as exc:
+            raise ServiceUnavailable(f"MongoDB failed while reading the archive status: {str(exc).splitlines()[0]}") \
+                from None
+        published = publish(resources, status)
     return status, (None if published is True else published)
 
 

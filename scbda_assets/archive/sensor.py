@@ -25,7 +25,8 @@ from scbda_assets.archive.planning import run_key
 from scbda_assets.archive.policy import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.resources import MongoResource, ServiceUnavailable, SettingsResource
+from scbda_assets.errors import ServiceUnavailable
+from scbda_assets.resources import MongoResource, SettingsResource
 
 RECOVERS_TAG = "scbda/recovers_batch"
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
@@ -39,7 +40,7 @@ STARTUP_GRACE_S = 120.0  # resource setup (Spark session) before a run takes the
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reads dbStats.dataSize; above SCBDA_ARCHIVE_THRESHOLD_MB requests archival of the oldest eligible "
-    "hours down to the low-water mark (SPEC §8). Finishes incomplete batches and fails archive runs whose worker died.",
+    "hours down to the low-water mark (docs/archive.md). Finishes incomplete batches and fails archive runs whose worker died.",
 )
 def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource, settings: SettingsResource):
     config = settings.get()

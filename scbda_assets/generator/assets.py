@@ -16,6 +16,7 @@ import pandas as pd
 from scbda_assets.domain.calibration import DIMENSION_KEYS, dimension_documents
 from scbda_assets.generator import store
 from scbda_assets.generator.stream import advance
+from scbda_assets.quality.rules import FACT_SCHEMAS
 from scbda_assets.resources import MongoResource, SettingsResource
 
 REFERENCE_GROUP = "reference"
@@ -23,6 +24,32 @@ HOT_STORE_GROUP = "hot_store"
 DIMENSION_NAMES = tuple(DIMENSION_KEYS)
 FACT_NAMES = ("orders_fact", "shipments_fact", "inventory_fact", "inventory_state")
 SCHEDULED_TIME_TAG = "dagster/scheduled_execution_time"
+
+
+DEFAULT_RATE = 1500.0  # SCBDA_EVENTS_PER_MINUTE's default: the field types do not depend on the rate
+_PYTHON_BSON = {str: "string", int: "int", float: "double", bool: "bool", dt.datetime: "date"}
+INVENTORY_STATE_FIELDS = {"sku_id": "string", "dc_id": "string", "on_hand_qty": "int", "on_order_qty": "int",
+                          "safety_stock": "int", "reorder_point": "int", "updated_at": "date"}
+
+
+def column_schema(name: str) -> dg.TableSchema:
+    """The collection's fields and BSON types, as Dagster's ``dagster/column_schema`` (shown on the asset page):
+    the facts from their quality ``$jsonSchema``, the dimensions from the documents the generator writes."""
+    if name in FACT_SCHEMAS:
+        properties = FACT_SCHEMAS[name]["properties"]
+        fields = {field: _bson_type(rule) for field, rule in properties.items()}
+    elif name == "inventory_state":
+        fields = INVENTORY_STATE_FIELDS
+    else:
+        fields = {field: _PYTHON_BSON[type(value)] for field, value in dimension_documents(name, DEFAULT_RATE)[0].items()}
+    return dg.TableSchema(columns=[dg.TableColumn(field, kind) for field, kind in fields.items()])
+
+
+def _bson_type(rule: dict) -> str:
+    if "enum" in rule:
+        return "string (" + " | ".join(rule["enum"]) + ")"
+    kinds = rule["bsonType"]
+    return kinds if isinstance(kinds, str) else " | ".join(kinds)
 
 
 def _preview(docs: list[dict]) -> dg.MetadataValue:
@@ -37,7 +64,8 @@ def _dimension_asset(name: str) -> dg.AssetsDefinition:
         name=name,
         group_name=REFERENCE_GROUP,
         kinds={"mongodb"},
-        description=f"Reference dimension `{name}` (SPEC §5), upserted by `{key_field}`; calibrated for the rate.",
+        metadata={"dagster/column_schema": column_schema(name)},
+        description=f"Reference dimension `{name}` (docs/generator.md), upserted by `{key_field}`; calibrated for the rate.",
     )
     def _dimension(context: dg.AssetExecutionContext, mongo: MongoResource, settings: SettingsResource):
         started = time.perf_counter()
@@ -64,9 +92,9 @@ REFERENCE_ASSETS = [_dimension_asset(name) for name in DIMENSION_NAMES]
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(name, group_name=HOT_STORE_GROUP, kinds={"mongodb"}, deps=list(DIMENSION_NAMES),
-                     description=description)
+                     description=description, metadata={"dagster/column_schema": column_schema(name)})
         for name, description in (
-            ("orders_fact", "Customer orders (SPEC §6), one document per order, event time `order_ts`."),
+            ("orders_fact", "Customer orders, one document per order, event time `order_ts`."),
             ("shipments_fact", "Supplier shipments: created in transit, updated when received (`shipment_ts`)."),
             ("inventory_fact", "Inventory snapshots of every (sku, dc) each minute (`inventory_ts`)."),
             ("inventory_state", "Current stock per (sku, dc) after the last simulated minute."),
@@ -107,7 +135,7 @@ def hot_store(context: dg.AssetExecutionContext, mongo: MongoResource, settings:
                 "preview": _preview(result.preview.get(name, [])),
             },
         )
-    states = list(db.inventory_state.find({}, {"_id": 0}).sort([("sku_id", 1), ("dc_id", 1)]).limit(5))
+    states = store.inventory_state_preview(db)
     yield dg.MaterializeResult(
         asset_key="inventory_state",
         metadata={"dagster/row_count": totals["inventory_state"], **window, "preview": _preview(states)},

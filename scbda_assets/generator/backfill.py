@@ -14,7 +14,7 @@ from tqdm import tqdm
 from scbda_assets.domain.calibration import expected_dimensions
 from scbda_assets.generator import store
 from scbda_assets.generator.stream import advance, floor_minute
-from scbda_assets.resources import MongoResource
+from scbda_assets.clients import mongo_client, settings_mongo_uri
 from scbda_assets.settings import ConfigError, Settings
 
 
@@ -39,8 +39,8 @@ def backfill(
         raise ConfigError(f"--end {end.isoformat()} is in the future: expected a time up to now ({now:%Y-%m-%dT%H:%M}Z)")
     end = floor_minute(end)
     start = end - dt.timedelta(minutes=minutes)
-    mongo = MongoResource(uri=settings.mongo_uri or "", database_name=settings.mongo_db, home=str(settings.home))
-    db = mongo.database()
+    client = mongo_client(settings_mongo_uri(settings))
+    db = client[settings.mongo_db]
     store.load_state(db)  # a malformed state fails here, with one line, before the progress bar is drawn
     rate = float(rate if rate is not None else settings.events_per_minute)
     dimensions_written = store.ensure_dimensions(db, expected_dimensions(rate))
@@ -58,7 +58,7 @@ def backfill(
         )
     finally:
         bar.close()
-        mongo.client().close()
+        client.close()
     seconds = max(result.seconds, 1e-9)
     return {
         "window_start": result.start.isoformat(),

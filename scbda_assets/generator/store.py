@@ -212,6 +212,11 @@ def collection_counts(db: Database) -> dict[str, int]:
     return {name: db[name].estimated_document_count() for name in (*FACTS, "inventory_state")}
 
 
+def inventory_state_preview(db: Database, limit: int = 5) -> list[dict]:
+    """The first ``limit`` (sku_id, dc_id) stock documents, without ``_id``."""
+    return list(db.inventory_state.find({}, {"_id": 0}).sort([("sku_id", 1), ("dc_id", 1)]).limit(limit))
+
+
 
 
 def upsert_dimension(db: Database, collection: str, docs: list[dict], key: str) -> dict[str, int]:

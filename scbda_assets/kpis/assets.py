@@ -17,13 +17,12 @@ from scbda_assets.kpis.refresh import (
     wait_for_data,
     wall_clock,
 )
+from scbda_assets.failures import service_failures
 from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
 ASSET_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(f"kpi_{name}") for name in KPI_NAMES}
 OP_NAME = "kpis"
 PREVIEW_ROWS = 10
-# Refreshed every minute; the Redis TTL (180 s) is the point where the dashboard would go blank.
-FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(minutes=3), warn_window=dt.timedelta(minutes=2))
 
 _DESCRIPTIONS = {
     "inventory_level": "Per (SKU, DC) with a snapshot in the window: latest on-hand, window average, safety stock.",
@@ -56,7 +55,6 @@ class KpiRunConfig(dg.Config):
             description=f"{_DESCRIPTIONS[name]} Window {KPIS[name].window_minutes} min; Redis key kpi:{name}.",
             kinds={"spark", "redis"},
             skippable=True,
-            freshness_policy=FRESHNESS,
         )
         for name in KPI_NAMES
     ],
@@ -75,32 +73,38 @@ def kpis(
     now = wall_clock()
     as_of = parse_as_of(config.as_of, now=now)
     live = config.live if config.live is not None else not is_past(as_of, now)
-    db, current = mongo.database(), settings.get()
+    with service_failures():
+        outcome = _refresh(as_of, live, names, mongo=mongo, redis=redis, pyspark=pyspark, settings=settings.get())
+    where = "Redis" if live else "metadata only (as-of in the past: live keys untouched)"
+    context.log.info(f"KPIs {', '.join(names)} as of {as_of.isoformat()} in {outcome.seconds:.2f} s -> {where}")
+    for name in names:
+        yield dg.MaterializeResult(asset_key=ASSET_KEYS[name], metadata=materialization_metadata(name, outcome))
+
+
+def _refresh(as_of: dt.datetime, live: bool, names: tuple[str, ...], *, mongo: MongoResource, redis: RedisResource,
+             pyspark: SparkResource, settings) -> RefreshOutcome:
+    db = mongo.database()
     # A live run never reads a minute the generator is still writing: wait (bounded) for its clock to reach T.
     data_until = wait_for_data(db, as_of) if live else None
     handle = SparkHandle(lambda: open_spark(pyspark.spark_config, lambda: pyspark.spark_session))
     try:
-        outcome = run_refresh(
+        return run_refresh(
             db=db,
             spark=handle,
             redis_client=redis.client(),
             as_of=as_of,
-            ttl_seconds=current.kpi_ttl_seconds,
+            ttl_seconds=settings.kpi_ttl_seconds,
             names=names,
             key=redis.key,
             clock=wall_clock,
-            archive=ArchiveStore(current.archive_uri),
+            archive=ArchiveStore(settings.archive_uri),
             data_until=data_until,
-            supplier_window_days=current.supplier_window_days,
+            supplier_window_days=settings.supplier_window_days,
             publish=live,
         )
     finally:
         if handle.reopened:
             handle.close()
-    where = "Redis" if live else "metadata only (as-of in the past: live keys untouched)"
-    context.log.info(f"KPIs {', '.join(names)} as of {as_of.isoformat()} in {outcome.seconds:.2f} s -> {where}")
-    for name in names:
-        yield dg.MaterializeResult(asset_key=ASSET_KEYS[name], metadata=materialization_metadata(name, outcome))
 
 
 def materialization_metadata(name: str, outcome: RefreshOutcome) -> dict:

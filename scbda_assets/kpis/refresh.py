@@ -33,7 +33,7 @@ from scbda_assets.kpis.compute import (
     raw_order_sums,
 )
 from scbda_assets.kpis.publish import publish_snapshot
-from scbda_assets.resources import ServiceUnavailable, first_line
+from scbda_assets.errors import ServiceUnavailable, first_line
 from scbda_assets.settings import ConfigError, Settings, redact
 
 # Spark Connect's default client retries an unreachable server for ~10 minutes; a minute schedule wants to fail

@@ -38,8 +38,8 @@ def _schema_check(name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=name,
         name="schema_valid",
-        description=f"Every new {name} document has the SPEC §6 fields with the right BSON types. Malformed "
-        "documents written from outside are counted here (and skipped by the KPIs, archived as they are).",
+        description=f"Every new {name} document has the fields of its column schema with the right BSON types. "
+        "Malformed documents written from outside are counted here (and skipped by the KPIs, archived as they are).",
     )
     def check(mongo: MongoResource) -> dg.AssetCheckResult:
         collection = mongo.database()[name]

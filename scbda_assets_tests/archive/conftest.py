@@ -10,7 +10,7 @@ import pytest
 
 from scbda_assets.archive.schema import SPECS
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 
 NOW = dt.datetime(2026, 11, 20, 12, 30, tzinfo=dt.UTC)  # safety 60 min -> horizon 11:00
 DATA_START = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
@@ -20,11 +20,11 @@ DATA_START = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 def hot(mongo_db):
     """Orders, shipments and inventory from 08:00 to 12:30 (3 eligible hours: 08, 09, 10)."""
     docs = {
-        "orders_fact": facts.orders(DATA_START, NOW, 450, seed=11),
-        "shipments_fact": facts.shipments(DATA_START, NOW, 60, seed=12, received_at=DATA_START + dt.timedelta(hours=2)),
-        "inventory_fact": facts.inventory(DATA_START, NOW, 90, seed=13),
+        "orders_fact": documents.orders(DATA_START, NOW, 450, seed=11),
+        "shipments_fact": documents.shipments(DATA_START, NOW, 60, seed=12, received_at=DATA_START + dt.timedelta(hours=2)),
+        "inventory_fact": documents.inventory(DATA_START, NOW, 90, seed=13),
     }
-    facts.insert_all(mongo_db, docs)
+    documents.insert_all(mongo_db, docs)
     return docs
 
 

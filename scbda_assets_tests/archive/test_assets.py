@@ -15,16 +15,16 @@ from scbda_assets.archive.run import archive_once
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import build_resources
 from scbda_assets.settings import Settings
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import assert_each_once
 
 
 def _hot(mongo_db, hours: int = 5):
     now = dt.datetime.now(dt.UTC)
     start = layout.floor_hour(now) - dt.timedelta(hours=hours)
-    docs = {"orders_fact": facts.orders(start, now, 500, seed=41),
-            "inventory_fact": facts.inventory(start, now, 100, seed=42)}
-    facts.insert_all(mongo_db, docs)
+    docs = {"orders_fact": documents.orders(start, now, 500, seed=41),
+            "inventory_fact": documents.inventory(start, now, 100, seed=42)}
+    documents.insert_all(mongo_db, docs)
     return start, docs
 
 

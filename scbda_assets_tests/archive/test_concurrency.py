@@ -27,7 +27,7 @@ from scbda_assets.archive.schema import SPECS_BY_COLLECTION
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import build_resources
 from scbda_assets.settings import Settings
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 
 # Writers run as real subprocesses that read the wall clock: under --shift-clock-days this module keeps the real one.
 pytestmark = pytest.mark.subprocess_clock
@@ -64,11 +64,11 @@ def hot_store(mongo_db):
     now = dt.datetime.now(dt.UTC)
     start = layout.floor_hour(now) - dt.timedelta(hours=8)
     original = {
-        "orders_fact": facts.orders(start, now, 6000, seed=71),
-        "shipments_fact": facts.shipments(start, now, 300, seed=72, received_at=start + dt.timedelta(hours=1)),
-        "inventory_fact": facts.inventory(start, now, 1200, seed=73),
+        "orders_fact": documents.orders(start, now, 6000, seed=71),
+        "shipments_fact": documents.shipments(start, now, 300, seed=72, received_at=start + dt.timedelta(hours=1)),
+        "inventory_fact": documents.inventory(start, now, 1200, seed=73),
     }
-    facts.insert_all(mongo_db, original)
+    documents.insert_all(mongo_db, original)
     return start, original
 
 

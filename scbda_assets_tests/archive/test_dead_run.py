@@ -30,7 +30,7 @@ from scbda_assets.archive.sensor import RECOVERS_TAG, archive_size_sensor
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import MongoResource, SettingsResource, build_resources
 from scbda_assets.settings import Settings
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import assert_each_once
 
 # Writers run as real subprocesses that read the wall clock: under --shift-clock-days this module keeps the real one.
@@ -68,8 +68,8 @@ def test_killed_run_worker_is_failed_by_the_sensor_and_its_batch_recovered(test_
     shutil.copyfile(EMBEDDED_INSTANCE, home / "dagster.yaml")
     now = dt.datetime.now(dt.UTC)
     start = layout.floor_hour(now) - dt.timedelta(hours=4)
-    docs = {"orders_fact": facts.orders(start, now, 800, seed=81)}
-    facts.insert_all(mongo_db, docs)
+    docs = {"orders_fact": documents.orders(start, now, 800, seed=81)}
+    documents.insert_all(mongo_db, docs)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}, **test_env,
            "SCBDA_SPARK_REMOTE": spark_server, "SCBDA_ARCHIVE_LEASE_SECONDS": "3",
            "SCBDA_ARCHIVE_LEASE_WAIT_SECONDS": "0", "DAGSTER_HOME": str(home)}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import archived_ids, assert_each_once, hot_ids
 
 
@@ -30,11 +30,11 @@ def test_sigkill_at_random_moments_then_rerun_loses_and_duplicates_nothing(test_
     now = dt.datetime.now(dt.UTC)
     start = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=8)
     original = {
-        "orders_fact": facts.orders(start, now, 6000, seed=31),
-        "shipments_fact": facts.shipments(start, now, 400, seed=32, received_at=start + dt.timedelta(hours=1)),
-        "inventory_fact": facts.inventory(start, now, 1500, seed=33),
+        "orders_fact": documents.orders(start, now, 6000, seed=31),
+        "shipments_fact": documents.shipments(start, now, 400, seed=32, received_at=start + dt.timedelta(hours=1)),
+        "inventory_fact": documents.inventory(start, now, 1500, seed=33),
     }
-    facts.insert_all(mongo_db, original)
+    documents.insert_all(mongo_db, original)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}, **test_env,
            "SCBDA_SPARK_REMOTE": spark_server, "SCBDA_ARCHIVE_THRESHOLD_MB": "0.001",
            # A killed run's lease expires after 3 s; the next run waits up to 5 s for it (then recovers).

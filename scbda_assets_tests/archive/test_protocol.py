@@ -12,7 +12,7 @@ from scbda_assets.archive import layout
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive import manifest_store
 from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, list_manifests, recover
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import DATA_START, NOW, archived_ids, assert_each_once
 
 START = DATA_START
@@ -118,8 +118,8 @@ def test_rerun_of_the_same_partition_is_idempotent(mongo_db, spark, store, hot):
 
 def test_late_events_go_into_a_new_batch_file_in_the_same_folder(mongo_db, spark, store, hot):
     first = _archive(mongo_db, spark, store)
-    late = facts.orders(START + dt.timedelta(minutes=10), START + dt.timedelta(minutes=20), 7, seed=99, prefix="LATE")
-    facts.insert_all(mongo_db, {"orders_fact": late})
+    late = documents.orders(START + dt.timedelta(minutes=10), START + dt.timedelta(minutes=20), 7, seed=99, prefix="LATE")
+    documents.insert_all(mongo_db, {"orders_fact": late})
     second = _archive(mongo_db, spark, store, now=NOW + dt.timedelta(minutes=5))
     assert second["batch_id"] != first["batch_id"]
     assert second["collections"]["orders_fact"]["record_count"] == 7
@@ -149,8 +149,8 @@ def test_in_transit_shipments_wait_and_go_to_their_shipment_hour_later(mongo_db,
 
 
 def test_malformed_documents_are_archived_as_they_are(mongo_db, spark, store, hot):
-    bad = facts.malformed_orders(START)
-    facts.insert_all(mongo_db, {"orders_fact": bad})
+    bad = documents.malformed_orders(START)
+    documents.insert_all(mongo_db, {"orders_fact": bad})
     manifest = _archive(mongo_db, spark, store)
     assert manifest["collections"]["orders_fact"]["malformed_count"] == len(bad)
     frame = spark.read.option("basePath", store.uri("orders_fact")).parquet(store.uri("orders_fact"))
@@ -167,7 +167,7 @@ def test_malformed_documents_are_archived_as_they_are(mongo_db, spark, store, ho
 
 
 def test_nothing_eligible_before_the_horizon_writes_nothing(mongo_db, spark, store):
-    facts.insert_all(mongo_db, {"orders_fact": facts.orders(NOW - dt.timedelta(minutes=50), NOW, 20)})
+    documents.insert_all(mongo_db, {"orders_fact": documents.orders(NOW - dt.timedelta(minutes=50), NOW, 20)})
     assert _archive(mongo_db, spark, store, start=NOW - dt.timedelta(hours=3), end=NOW) is None
     assert mongo_db.orders_fact.count_documents({}) == 20
     assert not list_manifests(store) and not store.list_files("orders_fact", recursive=True)

@@ -14,7 +14,7 @@ from scbda_assets.archive.schema import ORDERS, SHIPMENTS, SPECS_BY_COLLECTION
 from scbda_assets.archive.selection import (dateless_filters, eligible_hour_pipeline, eligible_hour_stats,
                                             malformed_filter, select, select_chunks, split_range,
                                             well_formed_filter)
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import DATA_START, NOW, assert_each_once
 
 START = DATA_START
@@ -37,7 +37,7 @@ def _odd_orders() -> list[dict]:
 
 def test_malformed_event_times_are_selected_once_in_their_archive_hour(mongo_db, hot):
     odd = _odd_orders()
-    facts.insert_all(mongo_db, {"orders_fact": odd})
+    documents.insert_all(mongo_db, {"orders_fact": odd})
     selection = select(mongo_db, ORDERS, START, CUTOFF, CUTOFF)
     raw = selection.table.filter(pa.compute.is_valid(selection.table["raw_json"]))
     hours = dict(zip(raw["_id"].to_pylist(), raw["hour"].to_pylist(), strict=True))
@@ -53,7 +53,7 @@ def test_a_string_event_time_is_archived_exactly_once(mongo_db, spark, spark_set
 
     store = ArchiveStore(spark_settings.archive_uri)
     odd = _odd_orders()
-    facts.insert_all(mongo_db, {"orders_fact": odd})
+    documents.insert_all(mongo_db, {"orders_fact": odd})
     manifest = protocol.archive_range(mongo_db, spark, store, start=START, end=CUTOFF, now=NOW, safety_minutes=60)
     assert manifest["collections"]["orders_fact"]["malformed_count"] == 4
     assert mongo_db.orders_fact.count_documents({"order_id": "ODD-LATE"}) == 1
@@ -76,7 +76,7 @@ def test_computed_source_bytes_equal_bson_size(mongo_db, hot, collection):
 
 def test_source_bytes_include_malformed_documents(mongo_db, hot):
     before = select(mongo_db, ORDERS, START, CUTOFF, CUTOFF).source_bytes
-    facts.insert_all(mongo_db, {"orders_fact": facts.malformed_orders(START)})
+    documents.insert_all(mongo_db, {"orders_fact": documents.malformed_orders(START)})
     after = select(mongo_db, ORDERS, START, CUTOFF, CUTOFF)
     sizes = list(mongo_db.orders_fact.aggregate([{"$match": {"order_id": {"$not": {"$regex": "^O-"}}}},
                                                  {"$group": {"_id": None, "b": {"$sum": {"$bsonSize": "$$ROOT"}}}}]))
@@ -112,7 +112,7 @@ def test_sensor_sizing_counts_hours_on_the_index_and_estimates_bytes(mongo_db, h
     mongo_db.orders_fact.create_index("order_ts")
     # (An array event time would count in the hour of its date too: the sizing is an estimate.)
     odd = [d for d in _odd_orders() if d["order_id"] != "ODD-ARRAY"]
-    facts.insert_all(mongo_db, {"orders_fact": odd})
+    documents.insert_all(mongo_db, {"orders_fact": odd})
     stats = {s.hour.hour: s for s in eligible_hour_stats(mongo_db, ORDERS, CUTOFF)}
     typed = [d for d in hot["orders_fact"] if d["order_ts"] < CUTOFF]
     expected = {h: sum(1 for d in typed if d["order_ts"].hour == h) for h in (8, 9, 10)}
@@ -130,7 +130,7 @@ def test_sensor_sizing_counts_hours_on_the_index_and_estimates_bytes(mongo_db, h
 
 
 def test_chunked_selection_equals_the_whole_in_event_time_order(mongo_db, hot):
-    facts.insert_all(mongo_db, {"orders_fact": facts.malformed_orders(START)})
+    documents.insert_all(mongo_db, {"orders_fact": documents.malformed_orders(START)})
     whole = select(mongo_db, ORDERS, START, CUTOFF, CUTOFF)
     chunks = list(select_chunks(mongo_db, ORDERS, START, CUTOFF, CUTOFF, chunk_bytes=4096))
     assert len(chunks) >= 3  # two typed (raw batches: 101 documents, then the rest) and the malformed
@@ -159,7 +159,7 @@ def test_two_streams_stage_exactly_what_one_stream_stages(mongo_db, spark_settin
 
     store = ArchiveStore(spark_settings.archive_uri)
     odd = _odd_orders()
-    facts.insert_all(mongo_db, {"orders_fact": odd + facts.malformed_orders(START)})
+    documents.insert_all(mongo_db, {"orders_fact": odd + documents.malformed_orders(START)})
     one = stage_selection(mongo_db, store, ORDERS, START, CUTOFF, "one", streams=1)
     two = stage_selection(mongo_db, store, ORDERS, START, CUTOFF, "two", streams=2, min_slice_documents=10)
     assert len(store.list_files("one")) == 1 and len(store.list_files("two")) == 2
@@ -176,7 +176,7 @@ def test_spark_writes_the_staged_rows_into_their_hour_folders(mongo_db, spark, s
     from scbda_assets.archive.storage import ArchiveStore
 
     store = ArchiveStore(spark_settings.archive_uri)
-    facts.insert_all(mongo_db, {"orders_fact": facts.malformed_orders(START)})
+    documents.insert_all(mongo_db, {"orders_fact": documents.malformed_orders(START)})
     table = select(mongo_db, ORDERS, START, CUTOFF, CUTOFF).table
     store.fs.create_dir(store.path("_staging"), recursive=True)
     pq.write_table(table, store.path("_staging/input.parquet"), filesystem=store.fs)

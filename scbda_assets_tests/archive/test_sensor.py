@@ -13,7 +13,7 @@ from scbda_assets.archive.sensor import archive_size_sensor
 from scbda_assets.resources import MongoResource, SettingsResource
 from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 
 
 
@@ -38,8 +38,8 @@ def _evaluate(settings: Settings, mongo_uri: str | None = None):
 def _fill_hours(mongo_db, hours_back: int, per_hour: int = 150):
     now = _now()
     start = layout.floor_hour(now) - dt.timedelta(hours=hours_back)
-    docs = facts.orders(start, now, per_hour * hours_back, seed=5)
-    facts.insert_all(mongo_db, {"orders_fact": docs})
+    docs = documents.orders(start, now, per_hour * hours_back, seed=5)
+    documents.insert_all(mongo_db, {"orders_fact": docs})
     return start, docs
 
 
@@ -70,14 +70,14 @@ def test_above_threshold_requests_one_range_run_for_the_oldest_hours(test_env, m
 
 def test_data_newer_than_the_safety_horizon_is_never_requested(test_env, mongo_db):
     now = _now()
-    facts.insert_all(mongo_db, {"orders_fact": facts.orders(now - dt.timedelta(minutes=40), now, 300)})
+    documents.insert_all(mongo_db, {"orders_fact": documents.orders(now - dt.timedelta(minutes=40), now, 300)})
     result = _evaluate(_settings(test_env, archive_threshold_mb=0.001))
     assert isinstance(result, dg.SkipReason) and "nothing is eligible" in result.skip_message
 
 
 def test_in_transit_shipments_are_not_eligible(test_env, mongo_db):
     old = layout.floor_hour(_now()) - dt.timedelta(hours=5)
-    facts.insert_all(mongo_db, {"shipments_fact": facts.shipments(old, old + dt.timedelta(hours=2), 40,
+    documents.insert_all(mongo_db, {"shipments_fact": documents.shipments(old, old + dt.timedelta(hours=2), 40,
                                                                    in_transit_every=1)})
     result = _evaluate(_settings(test_env, archive_threshold_mb=0.001))
     assert isinstance(result, dg.SkipReason) and "shipment in transit" in result.skip_message

@@ -17,7 +17,7 @@ from scbda_assets.archive.run import archive_once
 from scbda_assets.archive.status import STATUS_KEY, archive_status
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.settings import Settings
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import DATA_START, NOW
 
 
@@ -28,9 +28,9 @@ def _archived_frame(spark, store, collection):
 def test_status_matches_the_archived_files_and_is_published(test_env, spark_server, mongo_db, spark, redis_client):
     now = dt.datetime.now(dt.UTC)
     start = layout.floor_hour(now) - dt.timedelta(hours=5)
-    docs = {"orders_fact": facts.orders(start, now, 900, seed=91),
-            "inventory_fact": facts.inventory(start, now, 300, seed=92)}
-    facts.insert_all(mongo_db, docs)
+    docs = {"orders_fact": documents.orders(start, now, 900, seed=91),
+            "inventory_fact": documents.inventory(start, now, 300, seed=92)}
+    documents.insert_all(mongo_db, docs)
     env = {**test_env, "SCBDA_SPARK_REMOTE": spark_server, "SCBDA_ARCHIVE_THRESHOLD_MB": "0.001",
            "SCBDA_KEY_PREFIX": "t1:"}
     summary = archive_once(Settings.from_env(env), dry_run=False)

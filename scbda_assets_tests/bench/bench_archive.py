@@ -14,7 +14,7 @@ import pymongo
 
 from scbda_assets.archive.planning import MB
 from scbda_assets.archive.run import archive_once
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 
 TARGET_MB = float(os.environ.get("SCBDA_BENCH_ARCHIVE_MB", "300"))
 HOURS = 48
@@ -29,10 +29,10 @@ def _fill(db, target_bytes: int) -> float:
     chunk, seed = 100_000, 0
     while db.command("dbStats")["dataSize"] < target_bytes:
         seed += 1
-        facts.insert_all(db, {
-            "orders_fact": facts.orders(start, end, chunk, seed=seed, prefix=f"B{seed}"),
-            "shipments_fact": facts.shipments(start, end, chunk // 20, seed=1000 + seed),
-            "inventory_fact": facts.inventory(start, end, chunk // 5, seed=2000 + seed),
+        documents.insert_all(db, {
+            "orders_fact": documents.orders(start, end, chunk, seed=seed, prefix=f"B{seed}"),
+            "shipments_fact": documents.shipments(start, end, chunk // 20, seed=1000 + seed),
+            "inventory_fact": documents.inventory(start, end, chunk // 5, seed=2000 + seed),
         })
     return time.perf_counter() - started
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from scbda_assets_tests.kpis.conftest import T, order, shipment, snapshot
+from scbda_assets_tests.documents import T, order, shipment, snapshot
 
 PAIRS = [("SKU-STAPLE-001", "DC-KHI"), ("SKU-DAIRY-001", "DC-LHE"), ("SKU-STAPLE-003", "DC-ISB"),
          ("SKU-STAPLE-004", "DC-FSD")]

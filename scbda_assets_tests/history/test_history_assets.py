@@ -12,7 +12,7 @@ from scbda_assets.history.assets import history_hourly, orders_hourly_match_raw_
 from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.history.verify import verify_recent_hours
 from scbda_assets.resources import build_resources
-from scbda_assets_tests.kpis.conftest import order, shipment
+from scbda_assets_tests.documents import order, shipment
 
 
 def test_a_partition_rebuilds_its_hour_and_the_check_compares_with_raw_events(chain_db, settings):

@@ -14,7 +14,7 @@ from scbda_assets.history.daily import daily_history
 from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.kpis.compute import KPI_NAMES, compute_kpis
 from scbda_assets_tests.history import scenario
-from scbda_assets_tests.kpis.conftest import T, order
+from scbda_assets_tests.documents import T, order
 from scbda_assets_tests.kpis.reference import reference_kpis
 from scbda_assets_tests.kpis.test_reference_check import _same
 

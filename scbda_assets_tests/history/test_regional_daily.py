@@ -18,7 +18,7 @@ from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history.assets import REDIS_KEY, regional_daily_history
 from scbda_assets.history.regional_daily import regional_daily, window
 from scbda_assets.resources import build_resources
-from scbda_assets_tests.archive import facts
+from scbda_assets_tests import documents
 
 AS_OF = dt.datetime(2026, 11, 20, 12, 30, tzinfo=dt.UTC)  # 17:30 in Karachi
 PKT = ZoneInfo("Asia/Karachi")
@@ -49,9 +49,9 @@ def as_map(payload: dict) -> dict:
 @pytest.fixture
 def nine_days(mongo_db):
     # From 9 days back (outside the 7-day window) up to as_of, across Karachi midnights.
-    docs = facts.orders(AS_OF - dt.timedelta(days=9), AS_OF, 1500, seed=21)
-    docs += facts.malformed_orders(AS_OF - dt.timedelta(days=2))  # skipped, as the KPIs skip them
-    facts.insert_all(mongo_db, {"orders_fact": docs})
+    docs = documents.orders(AS_OF - dt.timedelta(days=9), AS_OF, 1500, seed=21)
+    docs += documents.malformed_orders(AS_OF - dt.timedelta(days=2))  # skipped, as the KPIs skip them
+    documents.insert_all(mongo_db, {"orders_fact": docs})
     return [d for d in docs if isinstance(d.get("order_id"), str) and "requested_qty" in d
             and isinstance(d["requested_qty"], int)]
 

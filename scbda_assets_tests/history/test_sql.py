@@ -13,7 +13,7 @@ from scbda_assets.archive.protocol import archive_range
 from scbda_assets.cli import main
 from scbda_assets.history.sql_views import SqlError, run_sql, time_bounds
 from scbda_assets_tests.history import scenario
-from scbda_assets_tests.kpis.conftest import T
+from scbda_assets_tests.documents import T
 
 
 def test_time_bounds_read_literal_comparisons_and_give_up_on_or():

@@ -13,7 +13,7 @@ from scbda_assets.definitions import build_definitions
 from scbda_assets.kpis.assets import ASSET_KEYS, kpis
 from scbda_assets.kpis.schedule import kpi_schedule
 from scbda_assets.resources import build_resources
-from scbda_assets_tests.kpis.conftest import order, snapshot
+from scbda_assets_tests.documents import order, snapshot
 
 UPSTREAM = {
     "kpi_inventory_level": {"inventory_fact", "skus_dim", "dcs_dim", "orders_hourly"},

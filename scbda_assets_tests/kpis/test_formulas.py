@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from scbda_assets.kpis.compute import KPI_NAMES, compute_kpis, headline_numbers
-from scbda_assets_tests.kpis.conftest import T, minutes_before, order, shipment, snapshot
+from scbda_assets_tests.documents import T, minutes_before, order, shipment, snapshot
 
 KHI, LHE, ISB = "DC-KHI", "DC-LHE", "DC-ISB"
 ATTA, MILK = "SKU-STAPLE-001", "SKU-DAIRY-001"

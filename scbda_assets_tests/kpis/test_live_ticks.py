@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 from scbda_assets.kpis.refresh import SparkHandle, refresh_kpis_once, run_refresh, wait_for_data
-from scbda_assets_tests.kpis.conftest import T, minutes_before, order, snapshot
+from scbda_assets_tests.documents import T, minutes_before, order, snapshot
 
 
 def _clock_at(db, moment):

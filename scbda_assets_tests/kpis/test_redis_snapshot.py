@@ -14,10 +14,10 @@ from scbda_assets.kpis import compute
 from scbda_assets.kpis.compute import KPI_NAMES, KpiResult, compute_kpis
 from scbda_assets.kpis.publish import HISTORY_KEY, publish_snapshot
 from scbda_assets.kpis.refresh import refresh_kpis_once, run_refresh
-from scbda_assets.resources import ServiceUnavailable
+from scbda_assets.errors import ServiceUnavailable
 from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
-from scbda_assets_tests.kpis.conftest import T, minutes_before, order, snapshot
+from scbda_assets_tests.documents import T, minutes_before, order, snapshot
 
 KPI_KEYS = [f"kpi:{name}" for name in KPI_NAMES]
 ALL_KEYS = [*KPI_KEYS, "kpi:last_update"]

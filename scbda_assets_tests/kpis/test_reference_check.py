@@ -9,7 +9,7 @@ import random
 
 from scbda_assets.domain.reference import DIMENSIONS, dimension_documents
 from scbda_assets.kpis.compute import KPI_NAMES, compute_kpis
-from scbda_assets_tests.kpis.conftest import T, order, shipment, snapshot
+from scbda_assets_tests.documents import T, order, shipment, snapshot
 from scbda_assets_tests.kpis.reference import reference_kpis
 
 SEED = 20261122

@@ -11,7 +11,7 @@ import pytest
 from scbda_assets.generator.store import ensure_indexes
 from scbda_assets.kpis import pushdown, rollup
 from scbda_assets.kpis.compute import KPI_NAMES, compute_kpis
-from scbda_assets_tests.kpis.conftest import T, minutes_before, order
+from scbda_assets_tests.documents import T, minutes_before, order
 
 ATTA, MILK, KHI, LHE = "SKU-STAPLE-001", "SKU-DAIRY-001", "DC-KHI", "DC-LHE"
 SECOND = dt.timedelta(seconds=1)

@@ -15,7 +15,7 @@ from scbda_assets.generator.backfill import backfill
 from scbda_assets.kpis.refresh import refresh_kpis_once
 from scbda_assets.quality.rules import schema_violation
 from scbda_assets.settings import Settings
-from scbda_assets_tests.quality.documents import DROP, order
+from scbda_assets_tests.documents import DROP, valid_order
 
 
 def test_malformed_orders_are_counted_skipped_and_archived_as_they_are(test_env, spark_server, mongo_db):
@@ -25,10 +25,10 @@ def test_malformed_orders_are_counted_skipped_and_archived_as_they_are(test_env,
     backfill(settings, minutes=150, rate=60, end=now, seed=8, progress=False)
     old, recent = now - dt.timedelta(minutes=140), now - dt.timedelta(minutes=5)
     malformed = [
-        order(990001, order_ts=old, requested_qty="many"),  # wrong type, in an archivable hour
-        order(990002, order_ts=old, dc_id=DROP),  # missing field
-        order(990003, order_ts=recent, requested_qty=None, fulfilled_qty="x"),  # in the KPI window
-        order(990004, order_ts="2026-11-20T10:00:00Z"),  # event time not even a date
+        valid_order(990001, order_ts=old, requested_qty="many"),  # wrong type, in an archivable hour
+        valid_order(990002, order_ts=old, dc_id=DROP),  # missing field
+        valid_order(990003, order_ts=recent, requested_qty=None, fulfilled_qty="x"),  # in the KPI window
+        valid_order(990004, order_ts="2026-11-20T10:00:00Z"),  # event time not even a date
     ]
     mongo_db.orders_fact.insert_many([dict(doc) for doc in malformed])
     assert mongo_db.orders_fact.count_documents(schema_violation("orders_fact")) == 4

@@ -10,7 +10,7 @@ import pytest
 
 from scbda_assets.definitions import build_definitions
 from scbda_assets.generator.backfill import backfill
-from scbda_assets_tests.quality.documents import DROP, order, snapshot
+from scbda_assets_tests.documents import DROP, valid_order, valid_snapshot
 
 END = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -56,11 +56,11 @@ def test_bad_documents_fail_the_named_checks_with_counts(settings, mongo_db):
     backfill(settings, minutes=3, rate=600, end=END, seed=3, progress=False)
     total = mongo_db.orders_fact.count_documents({})
     mongo_db.orders_fact.insert_many([
-        order(900001, requested_qty=DROP),
-        order(900002, requested_qty="seven"),
-        order(900003, fulfilled_qty=9, lost_qty=-4),  # more than requested
+        valid_order(900001, requested_qty=DROP),
+        valid_order(900002, requested_qty="seven"),
+        valid_order(900003, fulfilled_qty=9, lost_qty=-4),  # more than requested
     ])
-    mongo_db.inventory_fact.insert_one(snapshot(900004, on_hand_qty=-1))
+    mongo_db.inventory_fact.insert_one(valid_snapshot(900004, on_hand_qty=-1))
     results = _run_quality_job(settings)
 
     schema = results["orders_fact:schema_valid"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scbda_assets.quality.rules import BUSINESS_RULES, any_violation, quality_score, schema_violation
-from scbda_assets_tests.quality.documents import DROP, order, shipment, snapshot
+from scbda_assets_tests.documents import DROP, valid_order, valid_shipment, valid_snapshot
 
 
 def _violations(db, collection: str, rule: str) -> int:
@@ -14,9 +14,9 @@ def _violations(db, collection: str, rule: str) -> int:
 
 
 def test_valid_documents_pass_everything(mongo_db):
-    mongo_db.orders_fact.insert_many([order(i) for i in range(3)])
-    mongo_db.shipments_fact.insert_one(shipment())
-    mongo_db.inventory_fact.insert_one(snapshot())
+    mongo_db.orders_fact.insert_many([valid_order(i) for i in range(3)])
+    mongo_db.shipments_fact.insert_one(valid_shipment())
+    mongo_db.inventory_fact.insert_one(valid_snapshot())
     for collection in ("orders_fact", "shipments_fact", "inventory_fact"):
         assert mongo_db[collection].count_documents({}) > 0
         assert mongo_db[collection].count_documents(any_violation(collection)) == 0, collection
@@ -25,26 +25,26 @@ def test_valid_documents_pass_everything(mongo_db):
 @pytest.mark.parametrize(
     "malformed",
     [
-        order(1, requested_qty=DROP),  # missing field
-        order(2, requested_qty="5"),  # wrong type
-        order(3, order_ts="2026-11-20T10:00:00Z"),  # a string where a date belongs
-        order(4, sku_id=None),  # null id
-        order(5, priority="URGENT"),  # outside the enum
-        order(6, requested_qty=0),  # below the minimum
+        valid_order(1, requested_qty=DROP),  # missing field
+        valid_order(2, requested_qty="5"),  # wrong type
+        valid_order(3, order_ts="2026-11-20T10:00:00Z"),  # a string where a date belongs
+        valid_order(4, sku_id=None),  # null id
+        valid_order(5, priority="URGENT"),  # outside the enum
+        valid_order(6, requested_qty=0),  # below the minimum
     ],
 )
 def test_each_kind_of_malformed_order_is_counted(mongo_db, malformed):
-    mongo_db.orders_fact.insert_many([order(0), malformed])
+    mongo_db.orders_fact.insert_many([valid_order(0), malformed])
     assert mongo_db.orders_fact.count_documents(schema_violation("orders_fact")) == 1
     assert mongo_db.orders_fact.find_one(schema_violation("orders_fact"))["order_id"] == malformed["order_id"]
 
 
 def test_business_rules_each_catch_their_case(mongo_db):
     mongo_db.orders_fact.insert_many([
-        order(0),
-        order(1, fulfilled_qty=9, lost_qty=0),  # more fulfilled than requested (and lost does not add up)
-        order(2, sku_id="SKU-UNKNOWN"),
-        order(3, dc_id="DC-NOWHERE"),
+        valid_order(0),
+        valid_order(1, fulfilled_qty=9, lost_qty=0),  # more fulfilled than requested (and lost does not add up)
+        valid_order(2, sku_id="SKU-UNKNOWN"),
+        valid_order(3, dc_id="DC-NOWHERE"),
     ])
     assert _violations(mongo_db, "orders_fact", "fulfilled_le_requested") == 1
     assert _violations(mongo_db, "orders_fact", "lost_is_shortfall") == 1
@@ -52,13 +52,13 @@ def test_business_rules_each_catch_their_case(mongo_db):
     assert _violations(mongo_db, "orders_fact", "known_dc") == 1
     assert mongo_db.orders_fact.count_documents(any_violation("orders_fact")) == 3
 
-    mongo_db.inventory_fact.insert_many([snapshot(0), snapshot(1, on_hand_qty=-3)])
+    mongo_db.inventory_fact.insert_many([valid_snapshot(0), valid_snapshot(1, on_hand_qty=-3)])
     assert _violations(mongo_db, "inventory_fact", "no_negative_stock") == 1
 
     mongo_db.shipments_fact.insert_many([
-        shipment(0),
-        shipment(1, status="received"),  # received but no arrival time
-        shipment(2, supplier_id="SUP-GHOST"),
+        valid_shipment(0),
+        valid_shipment(1, status="received"),  # received but no arrival time
+        valid_shipment(2, supplier_id="SUP-GHOST"),
     ])
     assert _violations(mongo_db, "shipments_fact", "received_has_arrival") == 1
     assert _violations(mongo_db, "shipments_fact", "known_supplier") == 1
@@ -70,8 +70,8 @@ def test_quality_score():
 
 
 def test_rules_never_fail_on_malformed_documents(mongo_db):
-    mongo_db.orders_fact.insert_many([order(0), order(1, requested_qty="5"), order(2, fulfilled_qty=None),
-                                      order(3, lost_qty=DROP)])
+    mongo_db.orders_fact.insert_many([valid_order(0), valid_order(1, requested_qty="5"), valid_order(2, fulfilled_qty=None),
+                                      valid_order(3, lost_qty=DROP)])
     for rule in BUSINESS_RULES["orders_fact"]:
         mongo_db.orders_fact.count_documents(rule.violation)  # raises if MongoDB cannot evaluate the rule
     assert mongo_db.orders_fact.count_documents(any_violation("orders_fact")) == 3  # all three, via the schema
@@ -89,10 +89,10 @@ def test_checks_read_new_documents_and_every_foreign_id_in_one_pass(mongo_db):
     now = dt.datetime.now(dt.UTC)
     old = ObjectId.from_datetime(now - dt.timedelta(hours=2))
     mongo_db.orders_fact.insert_many([
-        {**order(1, requested_qty="5"), "_id": old},  # malformed, but inserted two hours ago
-        order(2),
-        order(3, fulfilled_qty=9, lost_qty=-4),  # breaks a rule and the schema minimum
-        {**order(4, requested_qty=DROP), "_id": "from-outside-42"},  # a foreign _id, old or not
+        {**valid_order(1, requested_qty="5"), "_id": old},  # malformed, but inserted two hours ago
+        valid_order(2),
+        valid_order(3, fulfilled_qty=9, lost_qty=-4),  # breaks a rule and the schema minimum
+        {**valid_order(4, requested_qty=DROP), "_id": "from-outside-42"},  # a foreign _id, old or not
     ])
     scope = new_documents(now)
     counts = violation_counts(mongo_db.orders_fact, scope)

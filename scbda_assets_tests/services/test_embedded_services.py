@@ -100,3 +100,33 @@ def test_cli_services_up_prints_shell_settings(own_home, monkeypatch):
     assert "mongod: running pid=" in status.output and "redis: running pid=" in status.output
     down = CliRunner().invoke(main, ["services", "down"], env=own_home)
     assert "mongod" in down.output and "redis" in down.output
+
+
+def test_a_resource_without_uri_starts_nothing_and_says_how_to_start(own_home, monkeypatch):
+    """Resources only connect: an empty URI means the embedded server the launcher started, never one started here."""
+    import dagster as dg
+
+    from scbda_assets.errors import ServiceUnavailable
+    from scbda_assets.resources import MongoResource, RedisResource
+
+    for key in [k for k in __import__("os").environ if k.startswith("SCBDA_")]:
+        monkeypatch.delenv(key)
+    for key, value in own_home.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings.from_env(own_home)
+    for resource, variable in ((MongoResource(home=own_home["SCBDA_HOME"]), "SCBDA_MONGO_URI"),
+                               (RedisResource(home=own_home["SCBDA_HOME"]), "SCBDA_REDIS_URL")):
+        with pytest.raises(ServiceUnavailable) as err:
+            resource.client()
+        assert isinstance(err.value, dg.Failure) and err.value.allow_retries  # a run fails with this one line
+        message = str(err.value)
+        assert "\n" not in message and variable in message and "`scbda services up`" in message
+    assert all(service.status() is None for service, _ in embedded_services(settings))  # nothing was started
+
+    endpoints, _ = services_up(settings)  # what the launcher does; the resources then find the running servers
+    mongo = MongoResource(home=own_home["SCBDA_HOME"])
+    assert mongo.resolved_uri() == endpoints["SCBDA_MONGO_URI"] and mongo.database().command("ping")["ok"] == 1.0
+    cache = RedisResource(home=own_home["SCBDA_HOME"])
+    assert cache.client().ping()
+    mongo.teardown_after_execution(None)
+    cache.teardown_after_execution(None)

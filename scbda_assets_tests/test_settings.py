@@ -88,6 +88,6 @@ def test_password_is_not_echoed_in_errors(tmp_path):
 def test_every_variable_is_documented_in_the_readme():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = sorted(name for name in VARIABLE_NAMES if f"`{name}`" not in readme)
     assert missing == []
