@@ -20,6 +20,8 @@ import datetime as dt
 
 import pyarrow as pa
 
+from scbda_assets.archive.schema import ORDERS
+
 _WHOLE = ["int", "long"]
 _NUMBER = ["int", "long", "double"]
 _STRING = "string"
@@ -90,10 +92,11 @@ def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
     return Pushdown("inventory_fact", pipeline, schema)
 
 
-# Orders are counted when every field the KPIs read has the right BSON type; ``ingested_at`` must be a date too,
-# because the minute rollup (``rollup.py``) finds new orders by it (the direct and the rolled-up sums must agree).
-ORDER_TYPES = _typed(sku_id=_STRING, dc_id=_STRING, requested_qty=_WHOLE, fulfilled_qty=_WHOLE, order_value=_NUMBER,
-                     lost_revenue=_NUMBER, ingested_at="date")
+# An order is counted when it is well-formed by the archive's own ``$jsonSchema`` (exactly its fields, each of its
+# BSON type): the live window, the minute rollup and the hourly history then count the same orders, before and after
+# archival (a malformed order is archived raw and skipped there too). ``ingested_at`` is a date by that schema, which
+# the rollup relies on to find new orders.
+ORDER_TYPES = {"$jsonSchema": ORDERS.json_schema()}
 ORDER_SUMS = ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue", "orders_in_full")
 ORDER_SCHEMA = {
     "sku_id": pa.string(),

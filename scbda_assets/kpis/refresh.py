@@ -283,29 +283,27 @@ def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None,
                       clock: Callable[[], dt.datetime] = wall_clock) -> dict:
     """`scbda kpis`: compute the five KPIs at ``as_of`` (default now), write Redis, return a JSON-able summary.
     An as-of in the past (older than ``PAST_AS_OF``) writes nothing: the summary then carries every payload."""
-    from scbda_assets.resources import build_resources
+    from scbda_assets.resources import open_resources
 
     now = clock()
     moment = parse_as_of(as_of, now=now)
     live = not is_past(moment, now)
-    resources = build_resources(settings)
-    mongo, cache, pyspark = resources["mongo"], resources["redis"], resources["pyspark"]
     handle = None
-    try:
-        # The stores first: a ping costs milliseconds, a Spark session seconds (and a local JVM).
-        db, redis_client = mongo.database(), cache.client()
-        handle = SparkHandle(lambda: open_spark(pyspark.spark_config, lambda: pyspark.spark_session))
-        handle.get()
-        data_until = wait_for_data(db, moment) if live and as_of is None else None
-        outcome = run_refresh(db=db, spark=handle, redis_client=redis_client, as_of=moment,
-                              ttl_seconds=settings.kpi_ttl_seconds, key=cache.key, clock=clock,
-                              archive=ArchiveStore(settings.archive_uri), data_until=data_until,
-                              supplier_window_days=settings.supplier_window_days, publish=live)
-    finally:
-        for resource in (mongo, cache, pyspark):
-            resource.teardown_after_execution(None)
-        if handle is not None and handle.reopened:
-            handle.close()
+    with open_resources(settings) as resources:
+        mongo, cache, pyspark = resources["mongo"], resources["redis"], resources["pyspark"]
+        try:
+            # The stores first: a ping costs milliseconds, a Spark session seconds (and a local JVM).
+            db, redis_client = mongo.database(), cache.client()
+            handle = SparkHandle(lambda: open_spark(pyspark.spark_config, lambda: pyspark.spark_session))
+            handle.get()
+            data_until = wait_for_data(db, moment) if live and as_of is None else None
+            outcome = run_refresh(db=db, spark=handle, redis_client=redis_client, as_of=moment,
+                                  ttl_seconds=settings.kpi_ttl_seconds, key=cache.key, clock=clock,
+                                  archive=ArchiveStore(settings.archive_uri), data_until=data_until,
+                                  supplier_window_days=settings.supplier_window_days, publish=live)
+        finally:
+            if handle is not None and handle.reopened:
+                handle.close()
     summary = outcome.summary()
     if not live:
         summary["published"] = False

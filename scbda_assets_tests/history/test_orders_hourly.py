@@ -13,7 +13,7 @@ from scbda_assets.history import read as history_read
 from scbda_assets.history.store import HOUR, ORDERS_HOURLY, history_database
 from scbda_assets.kpis import rollup
 from scbda_assets_tests.history import scenario
-from scbda_assets_tests.kpis.conftest import T, order
+from scbda_assets_tests.documents import T, order
 
 MINUTE = dt.timedelta(minutes=1)
 

@@ -89,10 +89,7 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
 
     orders = defaultdict(lambda: {"orders": 0, "req": 0, "ful": 0, "rev": 0.0, "lost": 0.0, "full": 0})
     for o in facts["orders_fact"]:
-        if (_in(o.get("order_ts"), start15, as_of) and isinstance(o.get("sku_id"), str)
-                and isinstance(o.get("dc_id"), str) and _whole(o.get("requested_qty"))
-                and _whole(o.get("fulfilled_qty")) and _number(o.get("order_value"))
-                and _number(o.get("lost_revenue")) and isinstance(o.get("ingested_at"), dt.datetime)):
+        if _in(o.get("order_ts"), start15, as_of) and schema_ok(o, ORDER_FIELDS):  # one definition of a counted order
             agg = orders[(o["sku_id"], o["dc_id"])]
             agg["orders"] += 1
             agg["req"] += o["requested_qty"]
