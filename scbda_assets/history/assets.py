@@ -7,14 +7,15 @@ import dagster as dg
 
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.contract import REGIONAL_DAILY_KEY as REDIS_KEY
+from scbda_assets.contract.stages import HISTORY, stage_tags
 from scbda_assets.history import maintain
 from scbda_assets.history.regional_daily import DAYS, dumps, regional_daily
 from scbda_assets.history.store import history_database
 from scbda_assets.history.verify import verify_recent_hours
 from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
-STAGE_TAG = {"scbda/stage": "history"}
-REDIS_KEY = "history:regional_daily"
+HISTORY_TAGS = stage_tags(HISTORY)
 
 
 class HistoryConfig(dg.Config):
@@ -26,7 +27,7 @@ class HistoryConfig(dg.Config):
     group_name="history",
     deps=[dg.AssetKey("orders_fact"), dg.AssetKey("orders_archive"), dg.AssetKey("dcs_dim")],
     kinds={"spark", "redis"},
-    op_tags=STAGE_TAG,
+    op_tags=HISTORY_TAGS,
     description=f"Orders, revenue and fill rate per region and business day (last {DAYS} days), reading the Parquet "
     f"archive (partition-pruned) and MongoDB together, de-duplicated by order_id → Redis `{REDIS_KEY}`.",
 )
@@ -67,7 +68,7 @@ def _preview(rows: list[dict]) -> str:
 
 
 history_job = dg.define_asset_job(
-    "history_job", selection=[regional_daily_history], tags=STAGE_TAG,
+    "history_job", selection=[regional_daily_history], tags=HISTORY_TAGS,
     description="Hot + cold daily regional history → Redis.",
 )
 
@@ -110,7 +111,7 @@ HISTORY_PARTITIONS = ARCHIVE_PARTITIONS  # one partition = one event hour, as th
         ),
     ],
     partitions_def=HISTORY_PARTITIONS,
-    op_tags=STAGE_TAG,
+    op_tags=HISTORY_TAGS,
 )
 def history_hourly(context: dg.AssetExecutionContext, mongo: MongoResource, settings: SettingsResource):
     """Rebuild the selected hours from the raw events of both stores."""

@@ -22,11 +22,11 @@ import pyarrow.parquet as pq
 
 from scbda_assets.archive import layout
 from scbda_assets.archive import manifest as mf
-from scbda_assets.archive.protocol import list_manifests
+from scbda_assets.archive.catalog import list_manifests
 from scbda_assets.archive.schema import ORDERS
-from scbda_assets.archive.selection import arrow_chunks
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.domain.reference import RULES, dimension_documents
+from scbda_assets.mongo_arrow import arrow_chunks
 
 DAYS = 7
 _COLUMNS = ["order_id", "dc_id", "requested_qty", "fulfilled_qty", "order_value", "order_ts"]

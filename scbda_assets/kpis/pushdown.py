@@ -20,8 +20,8 @@ import datetime as dt
 
 import pyarrow as pa
 
-_WHOLE = ["int", "long"]
-_NUMBER = ["int", "long", "double"]
+from scbda_assets.contract import INVENTORY, ORDERS, SHIPMENTS
+
 _STRING = "string"
 
 
@@ -38,16 +38,11 @@ def _window(field: str, start: dt.datetime, end: dt.datetime) -> dict:
     return {field: {"$gte": start, "$lt": end}}
 
 
-def _typed(**fields: str | list[str]) -> dict:
-    return {name: {"$type": kind} for name, kind in fields.items()}
-
-
 def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
     """Per pair with >= 1 snapshot in [start, end): the latest snapshot, and count and sum of on-hand for the mean."""
     match = {
         **_window("inventory_ts", start, end),
-        **_typed(snapshot_id=_STRING, sku_id=_STRING, dc_id=_STRING, on_hand_qty=_WHOLE, safety_stock=_NUMBER,
-                 reorder_point=_NUMBER),
+        **INVENTORY.type_filter("snapshot_id", "sku_id", "dc_id", "on_hand_qty", "safety_stock", "reorder_point"),
     }
     latest = {"on_hand_qty": "$on_hand_qty", "on_order_qty": "$on_order_qty", "safety_stock": "$safety_stock",
               "reorder_point": "$reorder_point"}
@@ -92,8 +87,8 @@ def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
 
 # Orders are counted when every field the KPIs read has the right BSON type; ``ingested_at`` must be a date too,
 # because the minute rollup (``rollup.py``) finds new orders by it (the direct and the rolled-up sums must agree).
-ORDER_TYPES = _typed(sku_id=_STRING, dc_id=_STRING, requested_qty=_WHOLE, fulfilled_qty=_WHOLE, order_value=_NUMBER,
-                     lost_revenue=_NUMBER, ingested_at="date")
+ORDER_TYPES = ORDERS.type_filter("sku_id", "dc_id", "requested_qty", "fulfilled_qty", "order_value", "lost_revenue",
+                                 "ingested_at")
 ORDER_SUMS = ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue", "orders_in_full")
 ORDER_SCHEMA = {
     "sku_id": pa.string(),
@@ -154,7 +149,7 @@ def order_totals(start: dt.datetime, end: dt.datetime) -> Pushdown:
 
 def shipments_created(start: dt.datetime, end: dt.datetime) -> Pushdown:
     """Per supplier: count, sum and sum of squares of the planned lead time of shipments created in [start, end)."""
-    match = {**_window("shipment_ts", start, end), **_typed(supplier_id=_STRING, planned_lead_time_days=_NUMBER)}
+    match = {**_window("shipment_ts", start, end), **SHIPMENTS.type_filter("supplier_id", "planned_lead_time_days")}
     planned = {"$toDouble": "$planned_lead_time_days"}
     pipeline = [
         {"$match": match},
@@ -182,7 +177,7 @@ def shipments_received(start: dt.datetime, end: dt.datetime) -> Pushdown:
     """Per supplier: shipments received in [start, end), their total actual lead time (ms) and how many were on time."""
     match = {
         **_window("actual_arrival_ts", start, end),
-        **_typed(supplier_id=_STRING, shipment_ts="date", expected_arrival_ts="date"),
+        **SHIPMENTS.type_filter("supplier_id", "shipment_ts", "expected_arrival_ts"),
     }
     pipeline = [
         {"$match": match},
