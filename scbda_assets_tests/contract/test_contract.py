@@ -81,3 +81,13 @@ def test_a_decimal_or_a_double_count_is_not_well_formed(mongo_db):
     assert mongo_db.orders_fact.count_documents(orders_hourly.well_formed(START, END)) == 0
     selection = select(mongo_db, ARCHIVE_SPECS[0], START, END, END)
     assert selection.record_count == 2 and selection.malformed_count == 2
+
+
+def test_the_contract_and_the_time_module_depend_on_nothing():
+    import subprocess
+    import sys
+
+    code = ("import sys, scbda_assets.contract, scbda_assets.timeutil; "
+            "print(sorted(m for m in ('dagster', 'pymongo', 'bson', 'pyarrow', 'pandas', 'redis') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
