@@ -32,6 +32,6 @@ from scbda_assets.contract.stages import STAGE_TAG, stage_tags
 
 __all__ = [
     "ARCHIVE_STATUS_KEY", "DAILY_HISTORY_KEY", "FACT_COLLECTIONS", "HEADLINE_FIELDS", "HEADLINE_OF", "HISTORY_STREAM",
-    "INVENTORY", "KPI_NAMES", "LAST_UPDATE_KEY", "NUMBER_TYPES", "ORDERS", "REGIONAL_DAILY_KEY", "SHIPMENTS", "SPECS", "SPECS_BY_ASSET",
-    "SPECS_BY_COLLECTION", "STAGE_TAG", "CollectionSpec", "Field", "kpi_key", "stage_tags",
+    "INVENTORY", "KPI_NAMES", "LAST_UPDATE_KEY", "NUMBER_TYPES", "ORDERS", "REGIONAL_DAILY_KEY", "SHIPMENTS", "SPECS",
+    "SPECS_BY_ASSET", "SPECS_BY_COLLECTION", "STAGE_TAG", "CollectionSpec", "Field", "kpi_key", "stage_tags",
 ]

@@ -3,15 +3,16 @@
 One definition of every field's type, from which the rest is derived:
 
 - ``CollectionSpec.json_schema()``: a *well-formed* document — exactly these fields (plus an ObjectId ``_id``), all
-  present, each of its BSON type, null only where allowed. The archive stores a well-formed document in typed columns, anything
-  else as raw JSON; the history layer aggregates well-formed documents only.
+  present, each of its BSON type, null only where allowed. The archive stores a well-formed document in typed
+  columns, anything else as raw JSON; the history layer aggregates well-formed documents only.
 - ``CollectionSpec.quality_schema()``: the data-quality check's schema — well-formed, and within the value rules
   (minimums, enumerations).
 - ``CollectionSpec.type_filter(...)``: a ``$type`` match on the fields a KPI reads (no nulls, no missing fields).
 
 A number is one definition everywhere: ``NUMBER_TYPES`` (BSON int, long or double). An integer ``order_value`` is
 as much a number as ``1100.0``: well-formed for the archive and the history layer, valid for the quality check,
-counted by the KPIs. A ``decimal`` is none of these (no KPI, Arrow column or Spark column would read it as written).
+counted by the KPIs. A ``decimal`` is none of these (the archive's double column could not hold it as written).
+Counts and stock levels are whole (int or long): ``5.0`` requested units is malformed everywhere.
 """
 
 from __future__ import annotations
