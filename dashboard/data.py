@@ -18,20 +18,25 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from scbda_assets.contract import (
+    ARCHIVE_STATUS_KEY,
+    DAILY_HISTORY_KEY,
+    HEADLINE_FIELDS,
+    HISTORY_STREAM,
+    KPI_NAMES,
+    LAST_UPDATE_KEY,
+    kpi_key,
+)
+from scbda_assets.domain.reference import RULES
 from scbda_assets.settings import Settings
 
-KPI_NAMES = ("inventory_level", "stockout_risk", "supplier_performance", "dc_utilization", "regional_fulfillment")
-LAST_UPDATE_KEY = "kpi:last_update"
-HISTORY_STREAM = "kpi:history"
-DAILY_HISTORY_KEY = "history:daily"
-ARCHIVE_STATUS_KEY = "archive:status"
 # Staleness is measured from data_until (SPEC §10), which trails the tick by up to a generator minute plus the run:
 # three missed minute runs make the page stale.
 STALE_AFTER_SECONDS = 180
 HISTORY_ENTRIES = 1440  # a day of one-minute KPI runs: the whole stream
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "ok": 2}
-UTILIZATION_HIGH = 0.85
-UTILIZATION_CRITICAL = 0.90
+UTILIZATION_HIGH = RULES.utilization_high
+UTILIZATION_CRITICAL = RULES.utilization_critical
 DAILY_REGIONS = "history:daily/regions"
 DAILY_SUPPLIERS = "history:daily/suppliers"
 
@@ -65,8 +70,7 @@ _NUMERIC = {
 }
 _BOOLEAN = {"inventory_level": ("below_safety_stock",), "dc_utilization": ("over_threshold",),
             "stockout_risk": ("stockout_before_receipt",)}
-HISTORY_FIELDS = ("total_on_hand", "stockout_alerts", "avg_on_time_rate", "avg_actual_lead_time_days",
-                  "avg_utilization", "revenue", "fill_rate")
+HISTORY_FIELDS = HEADLINE_FIELDS  # one entry of the kpi:history stream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +173,7 @@ def connect(url: str, timeout_s: float = 1.0) -> redis.Redis:
 
 def snapshot_keys(settings: Settings) -> list[str]:
     """Every key one refresh reads, in pipeline order."""
-    names = [f"kpi:{name}" for name in KPI_NAMES] + [LAST_UPDATE_KEY, DAILY_HISTORY_KEY, ARCHIVE_STATUS_KEY,
+    names = [kpi_key(name) for name in KPI_NAMES] + [LAST_UPDATE_KEY, DAILY_HISTORY_KEY, ARCHIVE_STATUS_KEY,
                                                      HISTORY_STREAM]
     return [settings.redis_key(name) for name in names]
 

@@ -18,6 +18,7 @@ import pymongo
 from scbda_assets.errors import ServiceUnavailable, first_line
 from scbda_assets.services.process import ServiceError
 from scbda_assets.settings import ConfigError, Settings
+from scbda_assets.timeutil import parse_iso
 
 EXIT_CONFIG = 2
 EXIT_SERVICE = 3
@@ -58,11 +59,12 @@ class IsoTime(click.ParamType):
         if isinstance(value, dt.datetime):
             return value
         try:
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = parse_iso(value)  # a time without an offset is taken as UTC (all stored timestamps are UTC)
         except ValueError:
+            parsed = None
+        if parsed is None:
             self.fail(f"{value!r} is not a time: expected ISO 8601, e.g. 2026-11-22T10:00:00Z", param, ctx)
-        # A time without an offset is taken as UTC (all stored timestamps are UTC).
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return parsed
 
 
 def _print_json(summary: dict) -> None:
@@ -235,7 +237,7 @@ def archive(dry_run, show_status) -> None:
 
     Exit 4 ("busy"): another archive writer holds the archive lease; nothing was changed."""
     from scbda_assets.archive.lease import ArchiveBusy, LeaseLost
-    from scbda_assets.archive.run import archive_once, status_once
+    from scbda_assets.archive.cli import archive_once, status_once
 
     if dry_run and show_status:
         _fail("--dry-run and --status cannot be combined: choose one", EXIT_CONFIG)

@@ -13,9 +13,10 @@ import datetime as dt
 from pathlib import Path
 from urllib.parse import urlparse
 
+from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.generator import store
-from scbda_assets.generator.stream import floor_minute
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import floor_minute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +81,7 @@ def store_contents(db, settings: Settings) -> StoreContents:
     clock = state.get("as_of") if state else None
     if clock is not None and clock.tzinfo is None:
         clock = clock.replace(tzinfo=dt.UTC)
-    documents = sum(1 for name in store.FACTS if db[name].find_one({}, {"_id": 1}) is not None)
+    documents = sum(1 for name in FACT_COLLECTIONS if db[name].find_one({}, {"_id": 1}) is not None)
     return StoreContents(generator_clock=clock, fact_documents=documents,
                          archived_batches=archived_batches(settings.archive_uri))
 

@@ -27,11 +27,13 @@ import pymongo
 import redis
 from pymongoarrow.api import Schema, find_arrow_all
 
+from scbda_assets.contract import SPECS
 from scbda_assets.services import services_down, services_up
 from scbda_assets.services.process import free_port, port_open
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import parse_iso
 
-FACTS = {"orders_fact": "order_id", "shipments_fact": "shipment_id", "inventory_fact": "snapshot_id"}
+ID_FIELDS = {spec.collection: spec.id_field for spec in SPECS}  # fact collection -> business id
 
 
 @dataclasses.dataclass
@@ -102,7 +104,7 @@ def _kpi_staleness(client: redis.Redis, settings: Settings) -> float | None:
     raw = client.get(settings.redis_key("kpi:last_update"))
     if not raw:
         return None
-    updated = dt.datetime.fromisoformat(raw.decode())
+    updated = parse_iso(raw.decode())
     return (dt.datetime.now(dt.UTC) - updated).total_seconds()
 
 
@@ -159,7 +161,7 @@ def _written_by_runs(dagster_home: Path) -> dict[str, int]:
     instance = DagsterInstance.from_config(str(dagster_home))
     try:
         written = {}
-        for collection in FACTS:
+        for collection in ID_FIELDS:
             written[collection], cursor, more = 0, None, True
             while more:  # the event log hands out at most 1000 records a call
                 page = instance.fetch_materializations(AssetKey(collection), limit=1000, cursor=cursor)
@@ -193,7 +195,7 @@ def loss_report(settings: Settings, generated: dict[str, int]) -> dict:
     report = {}
     with pymongo.MongoClient(settings.mongo_uri) as client:
         db = client[settings.mongo_db]
-        for collection, id_field in FACTS.items():
+        for collection, id_field in ID_FIELDS.items():
             hot = pc.unique(_ids_in_mongodb(db, collection, id_field))
             cold_all = _ids_in_archive(settings, collection, id_field)
             cold = pc.unique(cold_all)

@@ -19,10 +19,10 @@ ASSETS_BY_GROUP = {
         "kpi_dc_utilization",
         "kpi_regional_fulfillment",
     },
-    "history": {"regional_daily_history", "orders_hourly", "shipments_history"},
+    "history": {"orders_hourly", "shipments_history"},
 }
-JOBS = {"generator_job", "kpi_job", "archive_job", "history_job", "quality_job"}
-SCHEDULES = {"generator_schedule", "kpi_schedule", "history_schedule", "quality_schedule"}
+JOBS = {"generator_job", "kpi_job", "archive_job", "quality_job"}
+SCHEDULES = {"generator_schedule", "kpi_schedule", "quality_schedule"}
 SENSORS = {"archive_size_sensor", "dagster_run_retention_sensor"}
 CHECKS = {
     *(f"{fact}:schema_valid" for fact in ("orders_fact", "shipments_fact", "inventory_fact")),

@@ -19,11 +19,13 @@ from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.protocol import archive_range
 from scbda_assets.archive.schema import SPECS, SPECS_BY_ASSET
 from scbda_assets.archive import manifest_store
-from scbda_assets.archive.status import STATUS_KEY, archive_status, publish_status
+from scbda_assets.archive.status import archive_status, publish_status
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.contract import ARCHIVE_STATUS_KEY
+from scbda_assets.contract.stages import ARCHIVE, stage_tags
 from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
-STAGE_TAG = {"scbda/stage": "archive"}
+ARCHIVE_TAGS = stage_tags(ARCHIVE)
 ARCHIVE_POOL = "archive"
 OUTCOME_TAG = "scbda/archive_outcome"
 EARLIEST = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
@@ -48,7 +50,7 @@ MAX_RUNTIME_TAG = {"dagster/max_runtime": str(3 * 3600)}
     # A UI backfill of N hours is one run over the whole range (one batch, one lease), not N queued runs.
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=True,
-    op_tags=STAGE_TAG,
+    op_tags=ARCHIVE_TAGS,
     pool=ARCHIVE_POOL,
 )
 def archive_assets(
@@ -82,7 +84,7 @@ def archive_assets(
     store = ArchiveStore(config.archive_uri)
     status = archive_status(db, store, now=dt.datetime.now(dt.UTC))
     try:
-        publish_status(redis.client(), redis.key(STATUS_KEY), status)
+        publish_status(redis.client(), redis.key(ARCHIVE_STATUS_KEY), status)
     except Exception as exc:  # the status is informational: Redis down never fails an archive run
         context.log.warning(f"archive status not published to Redis: {str(exc).splitlines()[0] if str(exc) else exc!r}")
     for spec in selected:
@@ -124,6 +126,6 @@ def window_start(start: dt.datetime) -> dt.datetime:
 archive_job = dg.define_asset_job(
     "archive_job",
     selection=dg.AssetSelection.groups("archive"),
-    tags={**STAGE_TAG, **MAX_RUNTIME_TAG},
+    tags={**ARCHIVE_TAGS, **MAX_RUNTIME_TAG},
     description="Archive hot MongoDB hours to Parquet (zero-loss protocol); requested by archive_size_sensor.",
 )

@@ -1,4 +1,6 @@
-"""The manifest catalog: one small summary per batch in the MongoDB collection ``archive_catalog``, so status,
+"""What the archive holds, for its readers (status, quality, history): the batches and their files.
+
+The manifest catalog: one small summary per batch in the MongoDB collection ``archive_catalog``, so status,
 verification and history read the batches they need without listing and reading every manifest file on every run.
 
 The manifest files stay the source of truth: the catalog is updated whenever a manifest version is published, and
@@ -9,12 +11,16 @@ to the size archival measures.
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.dataset as ds
 from pymongo import DESCENDING
 from pymongo.database import Database
 
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive import manifest_store
+from scbda_assets.archive.schema import ID_COLUMN
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.timeutil import parse_iso
 
 CATALOG_COLLECTION = "archive_catalog"
 _SYNCED = "_synced"
@@ -66,5 +72,25 @@ def complete_batch_ids(db: Database, store: ArchiveStore, collection_name: str, 
 
 def newest_cutoff(db: Database, store: ArchiveStore):
     """The newest cutoff of any batch (what history's hand-over needs), without listing the manifests."""
-    cutoffs = [mf.parse_iso(b["cutoff"]) for b in batches(db, store)]
+    cutoffs = [parse_iso(b["cutoff"]) for b in batches(db, store)]
     return max(cutoffs, default=None)
+
+
+def read_ids(store: ArchiveStore, files: list[str]) -> pa.Array:
+    """The ``_id`` column of the given archive files, read back from the archive filesystem."""
+    if not files:
+        return pa.array([], pa.string())
+    dataset = ds.dataset([store.path(path) for path in files], filesystem=store.fs, format="parquet")
+    return dataset.to_table(columns=[ID_COLUMN])[ID_COLUMN].combine_chunks()
+
+
+def list_manifests(store: ArchiveStore) -> list[dict]:
+    """The newest valid version of every batch's manifest (see manifest_store)."""
+    return manifest_store.list_manifests(store)
+
+
+def recent_complete_manifests(db: Database, store: ArchiveStore, collection_name: str, limit: int) -> list[dict]:
+    """The manifests of the newest ``limit`` complete batches holding ``collection_name``, oldest first (only their
+    manifest files are read, never a listing of every manifest)."""
+    return [manifest for batch_id in complete_batch_ids(db, store, collection_name, limit)
+            if (manifest := manifest_store.read_manifest(store, batch_id)) is not None]

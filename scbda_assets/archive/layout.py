@@ -13,21 +13,7 @@ import re
 
 MANIFEST_DIR = "_manifests"
 STAGING_DIR = "_staging"
-HOUR = dt.timedelta(hours=1)
 _BATCH_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
-
-
-def floor_hour(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def hours_between(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
-    """Whole UTC hours h with start <= h < end (start floored to its hour)."""
-    hours, hour = [], floor_hour(start)
-    while hour < end:
-        hours.append(hour)
-        hour += HOUR
-    return hours
 
 
 def partition_dir(hour: dt.datetime) -> str:

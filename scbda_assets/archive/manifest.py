@@ -12,16 +12,10 @@ import datetime as dt
 import json
 from typing import Any
 
+from scbda_assets.timeutil import iso_z, parse_iso  # noqa: F401 (parse_iso: how a manifest's times are read)
+
 PENDING, VERIFIED, COMPLETE = "pending", "verified", "complete"
 STATUSES = (PENDING, VERIFIED, COMPLETE)
-
-
-def iso(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_iso(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def new_manifest(
@@ -29,9 +23,9 @@ def new_manifest(
 ) -> dict[str, Any]:
     return {
         "batch_id": batch_id,
-        "created_at": iso(created_at),
-        "start": iso(start),
-        "cutoff": iso(cutoff),
+        "created_at": iso_z(created_at),
+        "start": iso_z(start),
+        "cutoff": iso_z(cutoff),
         "status": PENDING,
         "collections": {name: None for name in collections},
     }
@@ -51,8 +45,8 @@ def collection_entry(
     return {
         "record_count": record_count,
         "malformed_count": malformed_count,
-        "min_event_ts": iso(min_event_ts),
-        "max_event_ts": iso(max_event_ts),
+        "min_event_ts": iso_z(min_event_ts),
+        "max_event_ts": iso_z(max_event_ts),
         "partitions": partitions,
         "files": files,
         "bytes_written": bytes_written,

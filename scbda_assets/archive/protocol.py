@@ -5,7 +5,8 @@ Crash-safety comes from the manifest being the journal (see ``manifest.py``) and
 * MongoDB is only touched (delete) once the batch's files are on disk, read back and the manifest says ``verified``;
 * a batch's files have the batch id in their name, so a redo first removes that batch's files and never appends
   twice; files from other batches in the same hour folder (late events) are never touched;
-* Spark writes into a private staging folder; the files are then moved (renamed) into the hour folders;
+* Spark writes into a private staging folder; the files are then moved (renamed) into the hour folders
+  (``staging.py``);
 * the ids deleted are the ids read back from the batch's files, in chunks, so a re-run after a crash mid-delete
   deletes the rest (deleting an already deleted id is a no-op).
 
@@ -21,7 +22,6 @@ still in ``generator_pending`` (a late event released by an interval that did no
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -30,22 +30,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 from pymongo.database import Database
 
-from scbda_assets.archive import catalog, layout
+from scbda_assets.archive import catalog, layout, staging
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive import manifest_store
+from scbda_assets.archive.catalog import read_ids
 from scbda_assets.archive.lease import ArchiveLease, new_owner
-from scbda_assets.archive.schema import ID_COLUMN, PARTITION_COLUMNS, SPECS, SPECS_BY_COLLECTION, CollectionSpec
-from scbda_assets.archive.selection import decode_id, select_chunks, split_range
+from scbda_assets.archive.reader import decode_id
+from scbda_assets.archive.schema import SPECS, SPECS_BY_COLLECTION, CollectionSpec
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.timeutil import floor_hour, parse_iso
 
 Checkpoint = Callable[[str], None]  # called after each step: "written", "verified", "manifest", "deleted_chunk"
 INCOMPLETE_DIR = f"{layout.MANIFEST_DIR}/_incomplete"
-SELECT_STREAMS = 2  # MongoDB cursors per collection, on consecutive time slices (see stage_selection)
-STAGED_ROW_GROUP = 125_000  # rows per row group of the staging input (Spark splits its read along them)
 DELETE_CHUNK = 50_000  # ids per delete_many (50 000 ObjectIds ≈ 1 MB of query, far below the 16 MB limit)
 DELETE_THREADS = 2
 
@@ -93,7 +91,7 @@ def pending_business_ids(db: Database) -> frozenset[str]:
 
 def frozen_cutoff(db: Database, *, end: dt.datetime, now: dt.datetime, safety_minutes: int) -> dt.datetime:
     """min(end, hour of (now − safety), generator's committed clock)."""
-    cutoff = min(end, layout.floor_hour(now - dt.timedelta(minutes=safety_minutes)))
+    cutoff = min(end, floor_hour(now - dt.timedelta(minutes=safety_minutes)))
     clock = writer_clock(db)
     return cutoff if clock is None else min(cutoff, clock)
 
@@ -171,7 +169,7 @@ def run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, *, check
 def _run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, checkpoint: Checkpoint, delete_chunk: int,
                lease: ArchiveLease) -> dict:
     batch_id = manifest["batch_id"]
-    start, cutoff = mf.parse_iso(manifest["start"]), mf.parse_iso(manifest["cutoff"])
+    start, cutoff = parse_iso(manifest["start"]), parse_iso(manifest["cutoff"])
     verified_ids: dict[str, pa.Array] = {}
     timings = manifest.setdefault("timings_s", {})
     clock = time.perf_counter()
@@ -219,116 +217,40 @@ def _write(db: Database, spark, store: ArchiveStore, spec: CollectionSpec, batch
     """Select the collection's documents of [start, cutoff) chunk by chunk into the batch's staging input (memory
     stays bounded), have Spark write them, then publish Spark's files in place of this batch's files in the hour
     folders. Returns the manifest entry and the ids selected."""
-    staging, input_dir = layout.staging_dir(batch_id, spec.collection), layout.staging_input(batch_id, spec.collection)
+    staging_folder = layout.staging_dir(batch_id, spec.collection)
+    input_dir = layout.staging_input(batch_id, spec.collection)
     lease.ensure_held()
-    store.delete_dir(staging)
-    staged = stage_selection(db, store, spec, start, cutoff, input_dir, exclude_business_ids=pending)
+    store.delete_dir(staging_folder)
+    staged = staging.stage_selection(db, store, spec, start, cutoff, input_dir, exclude_business_ids=pending)
     lap("select")
     if staged.records:
-        _spark_write(spark, store, spec, input_dir, staging)
+        staging.spark_write(spark, store, spec, input_dir, staging_folder)
     store.delete_dir(input_dir)
     lease.ensure_held()
-    _remove_batch_files(store, spec.collection, batch_id, start, cutoff)
-    files, sequence = [], {}
-    for spark_file in store.list_files(staging, prefix="part-", recursive=True):
-        if not spark_file.endswith(".parquet"):
-            continue
-        partition = spark_file[len(staging) + 1 :].rsplit("/", 1)[0]
-        sequence[partition] = sequence.get(partition, -1) + 1
-        target = layout.part_file(spec.collection, partition, batch_id, sequence[partition])
-        store.move(spark_file, target)
-        files.append(target)
-    store.delete_dir(staging)
+    staging.remove_batch_files(store, spec.collection, batch_id, start, cutoff)
+    files, partitions = staging.publish(store, spec.collection, batch_id, staging_folder)
     lap("write")
     entry = mf.collection_entry(
         record_count=staged.records,
         malformed_count=staged.malformed,
         min_event_ts=min(staged.event_times, default=None),
         max_event_ts=max(staged.event_times, default=None),
-        partitions=sorted(sequence),
-        files=sorted(files),
+        partitions=partitions,
+        files=files,
         bytes_written=sum(store.size(path) for path in files),
         source_bytes=staged.source_bytes,
     )
     return entry, staged.ids
 
 
-@dataclasses.dataclass
-class Staged:
-    """What a selection left in the staging input: counts for the manifest, and the ids selected."""
-
-    ids: pa.Array
-    records: int
-    malformed: int
-    source_bytes: int
-    event_times: list  # min and max of each chunk
 
 
-def stage_selection(db: Database, store: ArchiveStore, spec: CollectionSpec, start: dt.datetime,
-                    cutoff: dt.datetime, input_dir: str, streams: int | None = None,
-                    min_slice_documents: int = 100_000, exclude_business_ids: frozenset[str] = frozenset()) -> Staged:
-    """Select [start, cutoff) from MongoDB into uncompressed Parquet files under ``input_dir``, one per slice of
-    the range, ``streams`` slices at a time (default SELECT_STREAMS; a slice holds at least ``min_slice_documents``).
-
-    Uncompressed Parquet that Spark reads in parallel, with no Arrow over the Connect channel (3.5x faster than
-    ``createDataFrame`` here). Two cursors on two time slices overlap mongod's work (fetch, ``$jsonSchema``) with
-    the client's BSON → Arrow decoding, which holds the GIL (one cursor alternates between them).
-    """
-    slices = split_range(db, spec, start, cutoff, cutoff, streams or SELECT_STREAMS, min_documents=min_slice_documents)
-    store.fs.create_dir(store.path(input_dir), recursive=True)
-
-    def stage(index: int) -> Staged:
-        """Write one slice, keeping each chunk's ids and figures, not its rows."""
-        ids, records, malformed, source_bytes, event_times = [], 0, 0, 0, []
-        path = store.path(f"{input_dir}/slice-{index:03d}.parquet")
-        with pq.ParquetWriter(path, spec.arrow_schema(), filesystem=store.fs, compression="none") as writer:
-            for chunk in select_chunks(db, spec, *slices[index], cutoff, exclude_business_ids=exclude_business_ids):
-                writer.write_table(chunk.table, row_group_size=STAGED_ROW_GROUP)
-                ids.append(chunk.table[ID_COLUMN])
-                records, malformed = records + chunk.record_count, malformed + chunk.malformed_count
-                source_bytes += chunk.source_bytes
-                event_times += [v.as_py() for v in pc.min_max(chunk.table[spec.event_field]).values() if v.is_valid]
-        return Staged(pa.chunked_array(ids, pa.string()).combine_chunks(), records, malformed, source_bytes,
-                      event_times)
-
-    with ThreadPoolExecutor(len(slices)) as pool:
-        parts = list(pool.map(stage, range(len(slices))))
-    return Staged(ids=pa.concat_arrays([part.ids for part in parts]),
-                  records=sum(part.records for part in parts), malformed=sum(part.malformed for part in parts),
-                  source_bytes=sum(part.source_bytes for part in parts),
-                  event_times=[moment for part in parts for moment in part.event_times])
 
 
-def _spark_write(spark, store: ArchiveStore, spec: CollectionSpec, input_dir: str, staging: str) -> None:
-    """Spark reads the staged input with the explicit schema and writes ``staging/event_date=…/hour=…/`` (snappy).
-
-    No shuffle: each input file is in event-time order (the index order of the select), so each task's planned
-    local sort by hour is cheap and an hour gets one file per input split it spans.
-    """
-    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    (spark.read.schema(spec.spark_ddl()).parquet(store.uri(input_dir))
-     .write.mode("append").partitionBy(*PARTITION_COLUMNS).option("compression", "snappy")
-     .parquet(store.uri(staging)))
 
 
-def _remove_batch_files(store: ArchiveStore, collection: str, batch_id: str, start: dt.datetime,
-                        cutoff: dt.datetime) -> None:
-    """Files a crashed attempt of this batch published (a batch's files only live in days of its range; the day
-    folders that exist are listed, not every day of the range, which may start in year 1)."""
-    first, last = f"event_date={start.date().isoformat()}", f"event_date={cutoff.date().isoformat()}"
-    for day in store.list_dirs(collection):
-        if not first <= day <= last:
-            continue
-        for path in store.list_files(f"{collection}/{day}", prefix=layout.part_prefix(batch_id), recursive=True):
-            store.delete_file(path)
 
 
-def read_ids(store: ArchiveStore, files: list[str]) -> pa.Array:
-    """The ``_id`` column of the given archive files, read back from the archive filesystem."""
-    if not files:
-        return pa.array([], pa.string())
-    dataset = ds.dataset([store.path(path) for path in files], filesystem=store.fs, format="parquet")
-    return dataset.to_table(columns=[ID_COLUMN])[ID_COLUMN].combine_chunks()
 
 
 def _verify(store: ArchiveStore, files: list[str], selected: pa.Array, name: str) -> pa.Array:
@@ -363,6 +285,3 @@ def _delete(collection, ids: pa.Array, checkpoint: Checkpoint, chunk: int, lease
             raise
 
 
-def list_manifests(store: ArchiveStore) -> list[dict]:
-    """The newest valid version of every batch's manifest (see manifest_store)."""
-    return manifest_store.list_manifests(store)

@@ -12,7 +12,9 @@ import datetime as dt
 
 import dagster as dg
 
-PURGED_STAGES = ("generator", "kpis", "quality")
+from scbda_assets.contract.stages import GENERATOR, KPIS, QUALITY, stage_tags
+
+PURGED_STAGES = (GENERATOR, KPIS, QUALITY)
 RUN_RETENTION_DAYS = 3
 PURGE_BATCH = 500  # runs deleted per evaluation: bounded work per tick, the backlog shrinks tick by tick
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -28,7 +30,7 @@ def purge_old_runs(instance: dg.DagsterInstance, *, now: dt.datetime, days: floa
         if budget <= 0:
             break
         records = instance.get_run_records(
-            filters=dg.RunsFilter(statuses=FINISHED, tags={"scbda/stage": stage}, created_before=before),
+            filters=dg.RunsFilter(statuses=FINISHED, tags=stage_tags(stage), created_before=before),
             limit=budget, ascending=True,
         )
         for record in records:

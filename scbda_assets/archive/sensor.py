@@ -18,15 +18,16 @@ import pymongo
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scbda_assets.archive import layout, manifest_store
-from scbda_assets.archive.assets import MAX_RUNTIME_TAG, OUTCOME_TAG, STAGE_TAG, archive_job
+from scbda_assets.archive.assets import MAX_RUNTIME_TAG, OUTCOME_TAG, ARCHIVE_TAGS, archive_job
 from scbda_assets.archive.lease import LeaseHolder, current_holder, lease_timing
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
-from scbda_assets.archive.planning import run_key
-from scbda_assets.archive.policy import decide
+from scbda_assets.archive.policy import run_key
+from scbda_assets.archive.sizing import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.errors import ServiceUnavailable
 from scbda_assets.resources import MongoResource, SettingsResource
+from scbda_assets.timeutil import HOUR, floor_hour, parse_iso
 
 RECOVERS_TAG = "scbda/recovers_batch"
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
@@ -75,12 +76,12 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         # record a materialization for every hour in between.
         first = last = ARCHIVE_PARTITIONS.start
     else:
-        first, last = plan.start, plan.end - layout.HOUR
+        first, last = plan.start, plan.end - HOUR
     context.log.info(plan.reason)
     return dg.RunRequest(
         run_key=run_key(plan, after=_last_failed_run_id(context)),
         tags={
-            **STAGE_TAG, **MAX_RUNTIME_TAG,
+            **ARCHIVE_TAGS, **MAX_RUNTIME_TAG,
             ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(first),
             ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(last),
             "scbda/archive_reason": plan.reason[:500],
@@ -97,12 +98,12 @@ def _recovery_request(context: dg.SensorEvaluationContext, store: ArchiveStore) 
         manifest = manifest_store.read_manifest(store, batch_id) if layout.is_batch_id(batch_id) else None
         if manifest is None:
             continue  # crashed before writing anything; the next run clears the marker
-        first = max(layout.floor_hour(manifest_store.mf.parse_iso(manifest["start"])), ARCHIVE_PARTITIONS.start)
-        last = max(first, manifest_store.mf.parse_iso(manifest["cutoff"]) - layout.HOUR)
+        first = max(floor_hour(parse_iso(manifest["start"])), ARCHIVE_PARTITIONS.start)
+        last = max(first, parse_iso(manifest["cutoff"]) - HOUR)
         attempt = _failed_recoveries(context, batch_id)
         return dg.RunRequest(
             run_key=f"recover-{batch_id}-attempt{attempt}",
-            tags={**STAGE_TAG, **MAX_RUNTIME_TAG, RECOVERS_TAG: batch_id,
+            tags={**ARCHIVE_TAGS, **MAX_RUNTIME_TAG, RECOVERS_TAG: batch_id,
                   ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(first),
                   ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(last),
                   "scbda/archive_reason": f"finish incomplete batch {batch_id} ({manifest['status']}), "
@@ -130,8 +131,8 @@ def _last_failed_run_id(context: dg.SensorEvaluationContext) -> str:
     instance = _instance(context)
     if instance is None:
         return ""
-    failed = instance.get_run_records(filters=dg.RunsFilter(statuses=FAILED, tags=STAGE_TAG), limit=1)
-    busy = instance.get_run_records(filters=dg.RunsFilter(tags={**STAGE_TAG, OUTCOME_TAG: "busy"}), limit=1)
+    failed = instance.get_run_records(filters=dg.RunsFilter(statuses=FAILED, tags=ARCHIVE_TAGS), limit=1)
+    busy = instance.get_run_records(filters=dg.RunsFilter(tags={**ARCHIVE_TAGS, OUTCOME_TAG: "busy"}), limit=1)
     newest = max(failed + busy, key=lambda record: record.create_timestamp, default=None)
     return newest.dagster_run.run_id[:8] if newest else ""
 
@@ -140,7 +141,7 @@ def _archive_run_in_progress(context: dg.SensorEvaluationContext) -> bool:
     instance = _instance(context)
     if instance is None:
         return False
-    return bool(instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS, tags=STAGE_TAG), limit=1))
+    return bool(instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS, tags=ARCHIVE_TAGS), limit=1))
 
 
 def _is_live(db, holder: LeaseHolder) -> bool:
@@ -162,7 +163,7 @@ def _fail_dead_runs(context: dg.SensorEvaluationContext, holder: LeaseHolder | N
     previous = set(json.loads(context.cursor or "{}").get("suspects", []))
     now = dt.datetime.now(dt.UTC).timestamp()
     suspects = []
-    records = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags=STAGE_TAG))
+    records = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags=ARCHIVE_TAGS))
     for record in records:
         run = record.dagster_run
         started = record.start_time or record.create_timestamp.timestamp()

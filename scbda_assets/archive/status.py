@@ -15,11 +15,11 @@ from pymongo.database import Database
 from scbda_assets.archive import catalog
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive.lease import current_holder
-from scbda_assets.archive.planning import MB
+from scbda_assets.archive.policy import MB
 from scbda_assets.archive.schema import SPECS
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.timeutil import iso_z, parse_iso
 
-STATUS_KEY = "archive:status"
 STATUS_TTL_SECONDS = 7 * 24 * 3600  # every key has a TTL; an archive quiet for a week shows "no status"
 LAST_RUNS = 10
 
@@ -36,13 +36,13 @@ def archive_status(db: Database, store: ArchiveStore, *, now: dt.datetime) -> di
             "documents": sum(e["record_count"] or 0 for e in entries),
             "bytes_written": sum(e["bytes_written"] or 0 for e in entries),
             "source_bytes": sum(e["source_bytes"] or 0 for e in entries),
-            "oldest_event_ts": min(oldest, key=mf.parse_iso, default=None),
-            "newest_event_ts": max(newest, key=mf.parse_iso, default=None),
+            "oldest_event_ts": min(oldest, key=parse_iso, default=None),
+            "newest_event_ts": max(newest, key=parse_iso, default=None),
             "batches": len(entries),
         }
     holder = current_holder(db)
     return {
-        "generated_at": mf.iso(now),
+        "generated_at": iso_z(now),
         "archive_uri": store.root_uri,
         "collections": per_collection,
         "totals": {
@@ -55,7 +55,7 @@ def archive_status(db: Database, store: ArchiveStore, *, now: dt.datetime) -> di
         "incomplete_batches": [{"batch_id": b["_id"], "status": b["status"], "started_at": b["created_at"],
                                 "cutoff": b["cutoff"]} for b in summaries if b["status"] != mf.COMPLETE],
         "lease": {"owner": holder.owner if holder else None,
-                  "expires_at": mf.iso(holder.expires_at) if holder and holder.expires_at else None},
+                  "expires_at": iso_z(holder.expires_at) if holder and holder.expires_at else None},
     }
 
 

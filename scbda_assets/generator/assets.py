@@ -13,11 +13,13 @@ import time
 import dagster as dg
 import pandas as pd
 
+from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.domain.calibration import DIMENSION_KEYS, dimension_documents
 from scbda_assets.generator import store
 from scbda_assets.generator.stream import advance
 from scbda_assets.quality.rules import FACT_SCHEMAS
 from scbda_assets.resources import MongoResource, SettingsResource
+from scbda_assets.timeutil import parse_iso
 
 REFERENCE_GROUP = "reference"
 HOT_STORE_GROUP = "hot_store"
@@ -107,7 +109,7 @@ REFERENCE_ASSETS = [_dimension_asset(name) for name in DIMENSION_NAMES]
 def hot_store(context: dg.AssetExecutionContext, mongo: MongoResource, settings: SettingsResource):
     config = settings.get()
     tick = context.run.tags.get(SCHEDULED_TIME_TAG)
-    end = dt.datetime.fromisoformat(tick) if tick else dt.datetime.now(dt.UTC)
+    end = parse_iso(tick) if tick else dt.datetime.now(dt.UTC)
     db = mongo.database()
     result = advance(
         db, config, end=end, start_if_new=end - dt.timedelta(minutes=1), max_minutes=config.catchup_max_minutes
@@ -123,7 +125,7 @@ def hot_store(context: dg.AssetExecutionContext, mongo: MongoResource, settings:
         "minutes": result.minutes,
         "duration_s": round(result.seconds, 3),
     }
-    for name in store.FACTS:
+    for name in FACT_COLLECTIONS:
         yield dg.MaterializeResult(
             asset_key=name,
             metadata={

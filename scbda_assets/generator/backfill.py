@@ -13,9 +13,10 @@ from tqdm import tqdm
 
 from scbda_assets.domain.calibration import expected_dimensions
 from scbda_assets.generator import store
-from scbda_assets.generator.stream import advance, floor_minute
 from scbda_assets.clients import mongo_client, settings_mongo_uri
+from scbda_assets.generator.stream import advance
 from scbda_assets.settings import ConfigError, Settings
+from scbda_assets.timeutil import floor_minute
 
 
 def backfill(

@@ -10,18 +10,19 @@ MongoDB cannot be checked (the run then reports the service error).
 
 import dagster as dg
 
+from scbda_assets.contract.stages import GENERATOR, stage_tags
 from scbda_assets.domain.calibration import expected_dimensions
 from scbda_assets.generator import store
 from scbda_assets.generator.assets import DIMENSION_NAMES, FACT_NAMES
 from scbda_assets.resources import MongoResource, SettingsResource
 
-STAGE_TAG = {"scbda/stage": "generator"}
+GENERATOR_TAGS = stage_tags(GENERATOR)
 
 generator_job = dg.define_asset_job(
     "generator_job",
     # The hot-store checks scan whole collections: they run on quality_schedule, not in every minute's run.
     selection=dg.AssetSelection.assets(*DIMENSION_NAMES, *FACT_NAMES).without_checks(),
-    tags=STAGE_TAG,
+    tags=GENERATOR_TAGS,
     description="Reference dimensions (upsert) and the next minutes of events.",
 )
 
@@ -48,7 +49,7 @@ def generator_schedule(context: dg.ScheduleEvaluationContext, mongo: MongoResour
     tick = context.scheduled_execution_time
     return dg.RunRequest(
         run_key=tick.isoformat(),
-        tags=STAGE_TAG,
+        tags=GENERATOR_TAGS,
         asset_selection=run_selection(mongo, settings),
         asset_check_keys=[],
     )

@@ -21,6 +21,7 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.domain import demand
 from scbda_assets.domain.calibration import Policy
 from scbda_assets.domain.simulation import PAIR_DC_ID, PAIR_SKU_ID, State
@@ -29,7 +30,6 @@ from scbda_assets.settings import ConfigError
 STATE_COLLECTION = "generator_state"
 PENDING_COLLECTION = "generator_pending"
 STATE_ID = "simulation"
-FACTS = ("orders_fact", "shipments_fact", "inventory_fact")
 
 INDEXES: dict[str, list[IndexModel]] = {
     "orders_fact": [
@@ -209,7 +209,7 @@ def _dt64(value: dt.datetime) -> np.datetime64:
 
 
 def collection_counts(db: Database) -> dict[str, int]:
-    return {name: db[name].estimated_document_count() for name in (*FACTS, "inventory_state")}
+    return {name: db[name].estimated_document_count() for name in (*FACT_COLLECTIONS, "inventory_state")}
 
 
 def inventory_state_preview(db: Database, limit: int = 5) -> list[dict]:

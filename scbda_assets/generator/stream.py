@@ -16,10 +16,12 @@ from collections.abc import Callable
 import numpy as np
 from pymongo.database import Database
 
+from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.domain import demand, simulation
 from scbda_assets.domain.calibration import calibrate
 from scbda_assets.generator import documents, store
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import floor_minute
 
 MINUTE = np.timedelta64(1, "m")
 BATCH_EVENTS = 30_000
@@ -36,8 +38,8 @@ class Progress:
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     minutes: int = 0
-    written: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(store.FACTS, 0))
-    generated: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(store.FACTS, 0))
+    written: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(FACT_COLLECTIONS, 0))
+    generated: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(FACT_COLLECTIONS, 0))
     received: int = 0
     late_pending: int = 0
     skipped_minutes: int = 0
@@ -47,11 +49,6 @@ class Progress:
     @property
     def events(self) -> int:
         return sum(self.written.values())
-
-
-def floor_minute(value: dt.datetime) -> dt.datetime:
-    value = value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return value.replace(second=0, microsecond=0)
 
 
 def minute_rng(seed: int, minute_start: np.datetime64) -> np.random.Generator:
@@ -127,7 +124,7 @@ def _write_batch(db, state, stored_as_of, batch_end, calibration, seed, settings
     end_dt = store.to_datetime(batch_end)
     end_naive = end_dt.replace(tzinfo=None)  # documents carry naive UTC datetimes
     ingested_at = dt.datetime.now(dt.UTC)
-    facts: dict[str, list[dict]] = {name: [] for name in store.FACTS}
+    facts: dict[str, list[dict]] = {name: [] for name in FACT_COLLECTIONS}
     pending: list[tuple[str, str, dt.datetime, dict]] = []
     received: list[tuple[str, dt.datetime]] = []
     minutes = 0

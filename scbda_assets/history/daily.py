@@ -18,7 +18,6 @@ from scbda_assets.history import read, shipments
 from scbda_assets.history.store import DAY, floor_day, history_database
 
 DAYS = 30
-REDIS_KEY = "history:daily"
 
 
 def _iso(moment: dt.datetime) -> str:

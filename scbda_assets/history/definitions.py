@@ -1,14 +1,9 @@
-"""history domain wiring: regional_daily_history, history_job, history_schedule (resources come from the top level)."""
+"""history domain wiring: the hourly history assets and their check (resources come from the top level). The daily
+trends (`history:daily`) are written by every KPI run, from these aggregates."""
 
 import dagster as dg
 
-from scbda_assets.history.assets import (
-    history_hourly,
-    history_job,
-    history_schedule,
-    orders_hourly_match_raw_events,
-    regional_daily_history,
-)
+from scbda_assets.history.assets import history_hourly
+from scbda_assets.history.checks import orders_hourly_match_raw_events
 
-defs = dg.Definitions(assets=[regional_daily_history, history_hourly], asset_checks=[orders_hourly_match_raw_events],
-                      jobs=[history_job], schedules=[history_schedule])
+defs = dg.Definitions(assets=[history_hourly], asset_checks=[orders_hourly_match_raw_events])

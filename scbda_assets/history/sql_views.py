@@ -27,10 +27,10 @@ from pymongo.database import Database
 
 from scbda_assets.archive import layout
 from scbda_assets.archive.schema import INVENTORY, ORDERS, SHIPMENTS, CollectionSpec
-from scbda_assets.archive.selection import arrow_chunks
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.history.store import SHIPMENTS as SHIPMENTS_HISTORY
+from scbda_assets.mongo_arrow import arrow_chunks
 
 VIEWS: dict[str, CollectionSpec] = {"orders": ORDERS, "shipments": SHIPMENTS, "inventory": INVENTORY}
 AGGREGATE_VIEWS = {"orders_hourly": ORDERS_HOURLY, "shipments_history": SHIPMENTS_HISTORY}

@@ -5,7 +5,8 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
-from scbda_assets.kpis.compute import HEADLINE_OF, KPI_NAMES, KPIS, alert_count
+from scbda_assets.contract import HEADLINE_OF, KPI_NAMES
+from scbda_assets.kpis.compute import KPIS, alert_count
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.kpis.refresh import (
     RefreshOutcome,

@@ -21,6 +21,7 @@ from pymongo.database import Database
 from pymongoarrow.api import Schema, aggregate_arrow_all
 
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.contract import HEADLINE_FIELDS, KPI_NAMES
 from scbda_assets.history import cold as history_cold
 from scbda_assets.history import maintain
 from scbda_assets.history import read as history_read
@@ -85,7 +86,6 @@ KPIS: dict[str, KpiSpec] = {
         KpiSpec("regional_fulfillment", 15, sql.REGIONAL_FULFILLMENT, ("orders", "regions", "dcs", "skus")),
     )
 }
-KPI_NAMES: tuple[str, ...] = tuple(KPIS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,23 +408,3 @@ def headline_numbers(results: dict[str, KpiResult]) -> dict[str, float | int | N
         requested = sum(row["units_requested"] for row in rows)
         numbers["fill_rate"] = sum(row["units_fulfilled"] for row in rows) / requested if requested else None
     return numbers
-
-
-HEADLINE_FIELDS = (
-    "total_on_hand",
-    "stockout_alerts",
-    "avg_on_time_rate",
-    "avg_actual_lead_time_days",
-    "avg_utilization",
-    "revenue",
-    "fill_rate",
-)
-
-# The headline metric of each KPI (Dagster plots it over materializations).
-HEADLINE_OF = {
-    "inventory_level": "total_on_hand",
-    "stockout_risk": "stockout_alerts",
-    "supplier_performance": "avg_on_time_rate",
-    "dc_utilization": "avg_utilization",
-    "regional_fulfillment": "revenue",
-}

@@ -14,17 +14,13 @@ from collections.abc import Callable, Mapping
 
 import redis
 
-from scbda_assets.kpis.compute import HEADLINE_FIELDS, KpiResult, iso
+from scbda_assets.contract import HEADLINE_FIELDS, HISTORY_STREAM, LAST_UPDATE_KEY, kpi_key
+from scbda_assets.kpis.compute import KpiResult
+from scbda_assets.timeutil import iso
 
-HISTORY_KEY = "kpi:history"
-LAST_UPDATE_KEY = "kpi:last_update"
 HISTORY_MAXLEN = 1440  # a day of minute runs (approximate trimming: MAXLEN ~)
 # The history outlives the snapshot TTL (a paused pipeline keeps its trend), but not forever.
 HISTORY_TTL_SECONDS = 24 * 3600
-
-
-def kpi_key(name: str) -> str:
-    return f"kpi:{name}"
 
 
 def publish_snapshot(
@@ -49,10 +45,10 @@ def publish_snapshot(
     pipe = client.pipeline(transaction=True)
     for name, value in values.items():
         pipe.set(name, value, ex=ttl_seconds)
-    pipe.xadd(key(HISTORY_KEY), history, maxlen=HISTORY_MAXLEN, approximate=True)
-    pipe.expire(key(HISTORY_KEY), max(HISTORY_TTL_SECONDS, ttl_seconds))
+    pipe.xadd(key(HISTORY_STREAM), history, maxlen=HISTORY_MAXLEN, approximate=True)
+    pipe.expire(key(HISTORY_STREAM), max(HISTORY_TTL_SECONDS, ttl_seconds))
     pipe.execute()
-    return {name: completed for name in [*values, key(HISTORY_KEY)]}
+    return {name: completed for name in [*values, key(HISTORY_STREAM)]}
 
 
 def _field(value: float | int | None) -> str:

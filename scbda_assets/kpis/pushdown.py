@@ -20,10 +20,8 @@ import datetime as dt
 
 import pyarrow as pa
 
-from scbda_assets.archive.schema import ORDERS
+from scbda_assets.contract import INVENTORY, ORDERS, SHIPMENTS
 
-_WHOLE = ["int", "long"]
-_NUMBER = ["int", "long", "double"]
 _STRING = "string"
 
 
@@ -40,16 +38,11 @@ def _window(field: str, start: dt.datetime, end: dt.datetime) -> dict:
     return {field: {"$gte": start, "$lt": end}}
 
 
-def _typed(**fields: str | list[str]) -> dict:
-    return {name: {"$type": kind} for name, kind in fields.items()}
-
-
 def latest_inventory(start: dt.datetime, end: dt.datetime) -> Pushdown:
     """Per pair with >= 1 snapshot in [start, end): the latest snapshot, and count and sum of on-hand for the mean."""
     match = {
         **_window("inventory_ts", start, end),
-        **_typed(snapshot_id=_STRING, sku_id=_STRING, dc_id=_STRING, on_hand_qty=_WHOLE, safety_stock=_NUMBER,
-                 reorder_point=_NUMBER),
+        **INVENTORY.type_filter("snapshot_id", "sku_id", "dc_id", "on_hand_qty", "safety_stock", "reorder_point"),
     }
     latest = {"on_hand_qty": "$on_hand_qty", "on_order_qty": "$on_order_qty", "safety_stock": "$safety_stock",
               "reorder_point": "$reorder_point"}
@@ -157,7 +150,7 @@ def order_totals(start: dt.datetime, end: dt.datetime) -> Pushdown:
 
 def shipments_created(start: dt.datetime, end: dt.datetime) -> Pushdown:
     """Per supplier: count, sum and sum of squares of the planned lead time of shipments created in [start, end)."""
-    match = {**_window("shipment_ts", start, end), **_typed(supplier_id=_STRING, planned_lead_time_days=_NUMBER)}
+    match = {**_window("shipment_ts", start, end), **SHIPMENTS.type_filter("supplier_id", "planned_lead_time_days")}
     planned = {"$toDouble": "$planned_lead_time_days"}
     pipeline = [
         {"$match": match},
@@ -185,7 +178,7 @@ def shipments_received(start: dt.datetime, end: dt.datetime) -> Pushdown:
     """Per supplier: shipments received in [start, end), their total actual lead time (ms) and how many were on time."""
     match = {
         **_window("actual_arrival_ts", start, end),
-        **_typed(supplier_id=_STRING, shipment_ts="date", expected_arrival_ts="date"),
+        **SHIPMENTS.type_filter("supplier_id", "shipment_ts", "expected_arrival_ts"),
     }
     pipeline = [
         {"$match": match},

@@ -21,7 +21,7 @@ from pymongo.database import Database
 
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import maintain
-from scbda_assets.history.daily import REDIS_KEY as DAILY_KEY
+from scbda_assets.contract import DAILY_HISTORY_KEY as DAILY_KEY
 from scbda_assets.history.daily import daily_history
 from scbda_assets.kpis.compute import (
     DEFAULT_SUPPLIER_WINDOW_DAYS,

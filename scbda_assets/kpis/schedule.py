@@ -6,10 +6,10 @@ import datetime as dt
 
 import dagster as dg
 
+from scbda_assets.contract.stages import KPIS, stage_tags
 from scbda_assets.kpis.assets import ASSET_KEYS, OP_NAME, KpiRunConfig
 
-STAGE_TAG = "scbda/stage"
-STAGE = "kpis"
+KPI_TAGS = stage_tags(KPIS)
 AS_OF_TAG = "scbda/as_of"
 
 # Runs in these states would make a new run wait in the queue (the instance limits the stage to 1 run).
@@ -24,7 +24,7 @@ ACTIVE_STATUSES = [
 kpi_job = dg.define_asset_job(
     "kpi_job",
     selection=dg.AssetSelection.assets(*ASSET_KEYS.values()),
-    tags={STAGE_TAG: STAGE},
+    tags=KPI_TAGS,
     description="The five KPIs at one as-of time, written to Redis in one transaction.",
 )
 
@@ -43,7 +43,7 @@ def kpi_run_config(as_of: dt.datetime) -> dg.RunConfig:
 )
 def kpi_schedule(context: dg.ScheduleEvaluationContext):
     active = context.instance.get_run_records(
-        filters=dg.RunsFilter(tags={STAGE_TAG: STAGE}, statuses=ACTIVE_STATUSES), limit=1
+        filters=dg.RunsFilter(tags=KPI_TAGS, statuses=ACTIVE_STATUSES), limit=1
     )
     if active:
         run = active[0].dagster_run

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pyarrow.dataset as ds
 from pymongo.database import Database
 
-from scbda_assets.archive import catalog, manifest_store
-from scbda_assets.archive.schema import SPECS_BY_COLLECTION
+from scbda_assets.archive import catalog
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.contract import SPECS_BY_COLLECTION
 
 _CHUNK = 5000
 
@@ -27,9 +27,7 @@ def read_business_ids(store: ArchiveStore, files: list[str], id_field: str) -> l
 
 def verify_recent_batches(store: ArchiveStore, db: Database, collection: str, limit: int = 20) -> dict:
     id_field = SPECS_BY_COLLECTION[collection].id_field
-    # The catalog names the recent batches: only their manifests are read (no listing of every manifest).
-    batches = [manifest for batch_id in catalog.complete_batch_ids(db, store, collection, limit)
-               if (manifest := manifest_store.read_manifest(store, batch_id)) is not None]
+    batches = catalog.recent_complete_manifests(db, store, collection, limit)
     problems: list[str] = []
     seen: set = set()
     records = 0

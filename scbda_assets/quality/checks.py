@@ -6,6 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
+from scbda_assets.contract import SPECS
 from scbda_assets.quality.rules import (
     BUSINESS_RULES,
     EVENT_TIME_FIELD,
@@ -138,6 +139,5 @@ def _archive_check(asset: str, collection: str) -> dg.AssetChecksDefinition:
 
 
 ARCHIVE_CHECKS = [
-    _archive_check(f"{collection.removesuffix('_fact')}_archive", collection)
-    for collection in ("orders_fact", "shipments_fact", "inventory_fact")
+    _archive_check(spec.asset, spec.collection) for spec in SPECS
 ]

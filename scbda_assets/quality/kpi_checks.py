@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from scbda_assets.contract import kpi_key
 from scbda_assets.domain.reference import DCS, REGIONS, SUPPLIERS
 from scbda_assets.resources import RedisResource
 
@@ -59,11 +60,11 @@ SANITY: dict[str, tuple[str, set[str] | None, dict[str, Callable]]] = {
 def kpi_sanity_problems(kpi: str, snapshot: dict | None) -> list[str]:
     """What is wrong with one KPI snapshot (empty list: sane). Pure, so the rules are unit-testable."""
     if snapshot is None:
-        return [f"kpi:{kpi} is missing from Redis"]
+        return [f"{kpi_key(kpi)} is missing from Redis"]
     key_field, required_ids, predicates = SANITY[kpi]
     rows = snapshot.get("rows")
     if not isinstance(rows, list):
-        return [f"kpi:{kpi} has no rows list"]
+        return [f"{kpi_key(kpi)} has no rows list"]
     problems = []
     if kpi == "supplier_performance":  # overdue shipments are a subset of those in transit
         over = [row.get(key_field) for row in rows if (row.get("overdue") or 0) > (row.get("in_transit") or 0)]
@@ -88,7 +89,7 @@ def _kpi_check(kpi: str) -> dg.AssetChecksDefinition:
         "(utilization >= 0, rates within [0, 1], every DC / region / supplier present).",
     )
     def check(redis: RedisResource) -> dg.AssetCheckResult:
-        raw = redis.client().get(redis.key(f"kpi:{kpi}"))
+        raw = redis.client().get(redis.key(kpi_key(kpi)))
         snapshot = json.loads(raw) if raw else None
         problems = kpi_sanity_problems(kpi, snapshot)
         return dg.AssetCheckResult(

@@ -1,8 +1,8 @@
 """Data-quality rules of the hot store (SPEC §6, §10), as MongoDB queries: pure data, no Dagster.
 
-A document is *valid* when it matches its collection's ``$jsonSchema`` (fields present, BSON types right) and
-breaks none of the business rules. MongoDB evaluates both server-side, so a check costs one counting pass and
-never pulls documents into Python. Malformed documents are counted and reported, never deleted here.
+A document is *valid* when it matches its collection's ``$jsonSchema`` (the contract's: exactly its fields, BSON
+types right, within the value rules) and breaks none of the business rules. MongoDB evaluates both server-side, so a
+check costs one counting pass and never pulls documents into Python. Malformed documents are counted and reported, never deleted here.
 """
 
 from __future__ import annotations
@@ -12,59 +12,14 @@ import datetime as dt
 
 from bson import ObjectId
 
+from scbda_assets.contract import SPECS
 from scbda_assets.domain.reference import DCS, REGIONS, SKUS, SUPPLIERS
 
-_INT = ["int", "long"]
-_NUMBER = ["int", "long", "double", "decimal"]
-
-
-def _schema(required: dict[str, dict]) -> dict:
-    return {"bsonType": "object", "required": sorted(required), "properties": required}
-
-
-FACT_SCHEMAS: dict[str, dict] = {
-    "orders_fact": _schema({
-        "order_id": {"bsonType": "string"},
-        "sku_id": {"bsonType": "string"},
-        "dc_id": {"bsonType": "string"},
-        "region_id": {"bsonType": "string"},
-        "requested_qty": {"bsonType": _INT, "minimum": 1},
-        "fulfilled_qty": {"bsonType": _INT, "minimum": 0},
-        "lost_qty": {"bsonType": _INT, "minimum": 0},
-        "order_value": {"bsonType": _NUMBER, "minimum": 0},
-        "lost_revenue": {"bsonType": _NUMBER, "minimum": 0},
-        "priority": {"enum": ["HIGH", "NORMAL", "LOW"]},
-        "order_ts": {"bsonType": "date"},
-        "ingested_at": {"bsonType": "date"},
-    }),
-    "shipments_fact": _schema({
-        "shipment_id": {"bsonType": "string"},
-        "sku_id": {"bsonType": "string"},
-        "supplier_id": {"bsonType": "string"},
-        "dc_id": {"bsonType": "string"},
-        "quantity": {"bsonType": _INT, "minimum": 1},
-        "planned_lead_time_days": {"bsonType": _NUMBER, "minimum": 0},
-        "shipment_ts": {"bsonType": "date"},
-        "expected_arrival_ts": {"bsonType": "date"},
-        "actual_arrival_ts": {"bsonType": ["date", "null"]},
-        "status": {"enum": ["in_transit", "received"]},
-        "ingested_at": {"bsonType": "date"},
-    }),
-    "inventory_fact": _schema({
-        "snapshot_id": {"bsonType": "string"},
-        "sku_id": {"bsonType": "string"},
-        "dc_id": {"bsonType": "string"},
-        "on_hand_qty": {"bsonType": _INT},
-        "on_order_qty": {"bsonType": _INT},
-        "safety_stock": {"bsonType": _NUMBER},
-        "reorder_point": {"bsonType": _NUMBER},
-        "inventory_ts": {"bsonType": "date"},
-        "ingested_at": {"bsonType": "date"},
-    }),
-}
+# The collections' $jsonSchema with the value rules, derived from the contract (one definition of each type).
+FACT_SCHEMAS: dict[str, dict] = {spec.collection: spec.quality_schema() for spec in SPECS}
 
 # The event-time field of each fact collection.
-EVENT_TIME_FIELD = {"orders_fact": "order_ts", "shipments_fact": "shipment_ts", "inventory_fact": "inventory_ts"}
+EVENT_TIME_FIELD = {spec.collection: spec.event_field for spec in SPECS}
 
 
 @dataclasses.dataclass(frozen=True)

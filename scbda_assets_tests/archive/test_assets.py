@@ -11,17 +11,18 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from scbda_assets.archive import layout
 from scbda_assets.archive.definitions import defs as archive_defs
-from scbda_assets.archive.run import archive_once
+from scbda_assets.archive.cli import archive_once
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import build_resources
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import HOUR, floor_hour
 from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import assert_each_once
 
 
 def _hot(mongo_db, hours: int = 5):
     now = dt.datetime.now(dt.UTC)
-    start = layout.floor_hour(now) - dt.timedelta(hours=hours)
+    start = floor_hour(now) - dt.timedelta(hours=hours)
     docs = {"orders_fact": documents.orders(start, now, 500, seed=41),
             "inventory_fact": documents.inventory(start, now, 100, seed=42)}
     documents.insert_all(mongo_db, docs)
@@ -42,7 +43,7 @@ def test_partition_range_run_archives_the_window_as_one_batch(mongo_db, spark, s
     manifests = store.list_files("_manifests", prefix="2")
     assert len(manifests) == 1
     manifest = json.loads(store.read_text(manifests[0]))
-    expected = sum(first <= d["order_ts"] < last + layout.HOUR for d in docs["orders_fact"])
+    expected = sum(first <= d["order_ts"] < last + HOUR for d in docs["orders_fact"])
     assert manifest["collections"]["orders_fact"]["record_count"] == expected > 0
     assert manifest["collections"]["orders_fact"]["partitions"] == [
         layout.partition_dir(first), layout.partition_dir(last)]

@@ -27,6 +27,7 @@ from scbda_assets.archive.schema import SPECS_BY_COLLECTION
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import build_resources
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import HOUR, floor_hour
 from scbda_assets_tests import documents
 
 # Writers run as real subprocesses that read the wall clock: under --shift-clock-days this module keeps the real one.
@@ -62,7 +63,7 @@ def assert_every_business_id_once(spark, store, db, original: dict[str, list[dic
 @pytest.fixture
 def hot_store(mongo_db):
     now = dt.datetime.now(dt.UTC)
-    start = layout.floor_hour(now) - dt.timedelta(hours=8)
+    start = floor_hour(now) - dt.timedelta(hours=8)
     original = {
         "orders_fact": documents.orders(start, now, 6000, seed=71),
         "shipments_fact": documents.shipments(start, now, 300, seed=72, received_at=start + dt.timedelta(hours=1)),
@@ -102,7 +103,7 @@ class DagsterWriter(threading.Thread):
     def __init__(self, env: dict[str, str], start: dt.datetime):
         super().__init__(daemon=True)
         self.settings = Settings.from_env(env)
-        last = layout.floor_hour(dt.datetime.now(dt.UTC)) - layout.HOUR
+        last = floor_hour(dt.datetime.now(dt.UTC)) - HOUR
         self.tags = {ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(start),
                      ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(last)}
         self.result = None

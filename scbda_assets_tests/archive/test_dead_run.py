@@ -22,7 +22,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from scbda_assets.archive import layout
 from scbda_assets.archive import sensor as sensor_module
-from scbda_assets.archive.assets import STAGE_TAG
+from scbda_assets.archive.assets import ARCHIVE_TAGS
 from scbda_assets.archive.definitions import defs as archive_defs
 from scbda_assets.archive.lease import current_holder
 from scbda_assets.archive.protocol import INCOMPLETE_DIR
@@ -30,6 +30,7 @@ from scbda_assets.archive.sensor import RECOVERS_TAG, archive_size_sensor
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import MongoResource, SettingsResource, build_resources
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import HOUR, floor_hour
 from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import assert_each_once
 
@@ -42,15 +43,15 @@ EMBEDDED_INSTANCE = Path(sensor_module.__file__).parents[1] / "dagster_instance.
 RUN_WORKER = textwrap.dedent("""
     import json, sys, time
     import dagster as dg
-    from scbda_assets.archive import protocol
+    from scbda_assets.archive import staging
     from scbda_assets.archive.definitions import defs
     from scbda_assets.resources import build_resources
     from scbda_assets.settings import Settings
-    write = protocol._spark_write
+    write = staging.spark_write
     def stalled_write(*args, **kwargs):
         write(*args, **kwargs)
         time.sleep(600)
-    protocol._spark_write = stalled_write
+    staging.spark_write = stalled_write
     with dg.DagsterInstance.get() as instance:
         dg.materialize(defs.assets, resources=build_resources(Settings.from_env()), instance=instance,
                        tags=json.loads(sys.argv[1]))
@@ -67,7 +68,7 @@ def test_killed_run_worker_is_failed_by_the_sensor_and_its_batch_recovered(test_
     home.mkdir()
     shutil.copyfile(EMBEDDED_INSTANCE, home / "dagster.yaml")
     now = dt.datetime.now(dt.UTC)
-    start = layout.floor_hour(now) - dt.timedelta(hours=4)
+    start = floor_hour(now) - dt.timedelta(hours=4)
     docs = {"orders_fact": documents.orders(start, now, 800, seed=81)}
     documents.insert_all(mongo_db, docs)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}, **test_env,
@@ -75,8 +76,8 @@ def test_killed_run_worker_is_failed_by_the_sensor_and_its_batch_recovered(test_
            "SCBDA_ARCHIVE_LEASE_WAIT_SECONDS": "0", "DAGSTER_HOME": str(home)}
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("SCBDA_")})
     store = ArchiveStore(settings.archive_uri)
-    tags = {**STAGE_TAG, ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(start),
-            ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(start + layout.HOUR)}
+    tags = {**ARCHIVE_TAGS, ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(start),
+            ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(start + HOUR)}
     worker = subprocess.Popen([sys.executable, "-c", RUN_WORKER, json.dumps(tags)], env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -92,7 +93,7 @@ def test_killed_run_worker_is_failed_by_the_sensor_and_its_batch_recovered(test_
     resources = {"mongo": MongoResource(uri=settings.mongo_uri, database_name=settings.mongo_db),
                  "settings": SettingsResource.from_settings(settings)}
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        (run,) = instance.get_runs(filters=dg.RunsFilter(tags=STAGE_TAG))
+        (run,) = instance.get_runs(filters=dg.RunsFilter(tags=ARCHIVE_TAGS))
         assert run.status == dg.DagsterRunStatus.STARTED  # nothing in Dagster noticed the dead worker
         time.sleep(3.5)  # its lease expires without a heartbeat
 
@@ -111,7 +112,7 @@ def test_killed_run_worker_is_failed_by_the_sensor_and_its_batch_recovered(test_
 
         # A recovery run that fails is requested again, under a new key.
         instance.add_run(dg.DagsterRun(job_name="archive_job", status=dg.DagsterRunStatus.FAILURE,
-                                       tags={**STAGE_TAG, RECOVERS_TAG: batch_id}))
+                                       tags={**ARCHIVE_TAGS, RECOVERS_TAG: batch_id}))
         again, _ = tick(cursor)
         assert again.run_key == f"recover-{batch_id}-attempt1"
 

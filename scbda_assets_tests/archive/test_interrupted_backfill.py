@@ -17,7 +17,7 @@ import pytest
 
 from scbda_assets.archive.schema import SPECS
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.generator.stream import floor_minute
+from scbda_assets.timeutil import floor_minute
 
 # Writers run as real subprocesses that read the wall clock: under --shift-clock-days this module keeps the real one.
 pytestmark = pytest.mark.subprocess_clock

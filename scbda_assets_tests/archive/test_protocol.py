@@ -11,7 +11,9 @@ import pytest
 from scbda_assets.archive import layout
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive import manifest_store
-from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, list_manifests, recover
+from scbda_assets.archive.catalog import list_manifests
+from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, recover
+from scbda_assets.timeutil import iso_z
 from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import DATA_START, NOW, archived_ids, assert_each_once
 
@@ -49,8 +51,8 @@ def test_archives_eligible_hours_with_spec_layout_and_manifest(mongo_db, spark, 
     expected = [d for d in hot["orders_fact"] if d["order_ts"] < END]
     assert orders["record_count"] == len(expected) == orders["deleted_count"] > 0
     assert orders["partitions"] == [f"event_date=2026-11-20/hour={h:02d}" for h in (8, 9, 10)]
-    assert orders["min_event_ts"] == mf.iso(min(d["order_ts"] for d in expected))
-    assert orders["max_event_ts"] == mf.iso(max(d["order_ts"] for d in expected))
+    assert orders["min_event_ts"] == iso_z(min(d["order_ts"] for d in expected))
+    assert orders["max_event_ts"] == iso_z(max(d["order_ts"] for d in expected))
     assert orders["bytes_written"] > 0 and orders["source_bytes"] > 0
     for path in orders["files"]:
         folder, name = path.rsplit("/", 1)

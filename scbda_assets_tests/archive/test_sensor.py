@@ -13,6 +13,7 @@ from scbda_assets.archive.sensor import archive_size_sensor
 from scbda_assets.resources import MongoResource, SettingsResource
 from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import HOUR, floor_hour
 from scbda_assets_tests import documents
 
 
@@ -37,7 +38,7 @@ def _evaluate(settings: Settings, mongo_uri: str | None = None):
 
 def _fill_hours(mongo_db, hours_back: int, per_hour: int = 150):
     now = _now()
-    start = layout.floor_hour(now) - dt.timedelta(hours=hours_back)
+    start = floor_hour(now) - dt.timedelta(hours=hours_back)
     docs = documents.orders(start, now, per_hour * hours_back, seed=5)
     documents.insert_all(mongo_db, {"orders_fact": docs})
     return start, docs
@@ -61,9 +62,9 @@ def test_above_threshold_requests_one_range_run_for_the_oldest_hours(test_env, m
     first = layout.hour_of_partition_key(request.tags[ASSET_PARTITION_RANGE_START_TAG])
     last = layout.hour_of_partition_key(request.tags[ASSET_PARTITION_RANGE_END_TAG])
     assert first == start
-    horizon = layout.floor_hour(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=60))
-    assert start < last + layout.HOUR <= horizon
-    assert last < horizon - layout.HOUR  # not everything eligible: it stops at the low-water mark
+    horizon = floor_hour(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=60))
+    assert start < last + HOUR <= horizon
+    assert last < horizon - HOUR  # not everything eligible: it stops at the low-water mark
     # Duplicate ticks: the same key, so Dagster never starts a second run for the same state.
     assert _evaluate(settings).run_key == request.run_key
 
@@ -76,7 +77,7 @@ def test_data_newer_than_the_safety_horizon_is_never_requested(test_env, mongo_d
 
 
 def test_in_transit_shipments_are_not_eligible(test_env, mongo_db):
-    old = layout.floor_hour(_now()) - dt.timedelta(hours=5)
+    old = floor_hour(_now()) - dt.timedelta(hours=5)
     documents.insert_all(mongo_db, {"shipments_fact": documents.shipments(old, old + dt.timedelta(hours=2), 40,
                                                                    in_transit_every=1)})
     result = _evaluate(_settings(test_env, archive_threshold_mb=0.001))
@@ -111,7 +112,7 @@ def test_an_incomplete_batch_is_finished_even_below_the_threshold(test_env, spar
             raise RuntimeError("crash after the verified manifest")
 
     with pytest.raises(RuntimeError):
-        archive_range(mongo_db, spark, store, start=start, end=start + layout.HOUR, now=dt.datetime.now(dt.UTC),
+        archive_range(mongo_db, spark, store, start=start, end=start + HOUR, now=dt.datetime.now(dt.UTC),
                       safety_minutes=60, checkpoint=crash)
     batch_id = store.list_files(INCOMPLETE_DIR)[0].rsplit("/", 1)[-1]
     with dg.DagsterInstance.ephemeral() as instance:
@@ -127,7 +128,7 @@ def test_an_incomplete_batch_is_finished_even_below_the_threshold(test_env, spar
 
 
 def test_no_decision_while_an_archive_run_is_in_progress(test_env, mongo_db):
-    from scbda_assets.archive.assets import STAGE_TAG
+    from scbda_assets.archive.assets import ARCHIVE_TAGS
 
     _fill_hours(mongo_db, 6)
     settings = _settings(test_env, archive_threshold_mb=0.01)
@@ -136,7 +137,7 @@ def test_no_decision_while_an_archive_run_is_in_progress(test_env, mongo_db):
                      "settings": SettingsResource.from_settings(settings)}
         with dg.build_sensor_context(resources=resources, instance=instance) as context:
             assert isinstance(archive_size_sensor(context), dg.RunRequest)
-        instance.add_run(dg.DagsterRun(job_name="archive_job", status=dg.DagsterRunStatus.STARTED, tags=STAGE_TAG))
+        instance.add_run(dg.DagsterRun(job_name="archive_job", status=dg.DagsterRunStatus.STARTED, tags=ARCHIVE_TAGS))
         with dg.build_sensor_context(resources=resources, instance=instance) as context:
             result = archive_size_sensor(context)
     assert isinstance(result, dg.SkipReason) and "archive run is in progress" in result.skip_message
@@ -151,7 +152,7 @@ def test_sensor_sizes_only_occupied_hours_and_absurd_dates_never_stall_it(test_e
 
     from scbda_assets.archive.assets import archive_assets
     from scbda_assets.archive.schema import ORDERS
-    from scbda_assets.archive.selection import occupied_hours
+    from scbda_assets.archive.sizing import occupied_hours
     from scbda_assets.archive.storage import ArchiveStore
     from scbda_assets.resources import build_resources
 
@@ -163,9 +164,9 @@ def test_sensor_sizes_only_occupied_hours_and_absurd_dates_never_stall_it(test_e
     unrepresentable = {**base, "order_id": "ABSURD-YEAR-MINUS-30", "order_ts": DatetimeMS(-63_000_000_000_000)}
     mongo_db.orders_fact.insert_many([epoch, future, text, unrepresentable])
 
-    horizon = layout.floor_hour(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=60))
+    horizon = floor_hour(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=60))
     hours = occupied_hours(mongo_db.orders_fact, ORDERS, horizon)
-    expected = sorted({layout.floor_hour(d["order_ts"]) for d in docs if d["order_ts"] < horizon})
+    expected = sorted({floor_hour(d["order_ts"]) for d in docs if d["order_ts"] < horizon})
     assert hours[0] == dt.datetime(1, 1, 1, tzinfo=dt.UTC)  # the unrepresentable date, clamped: one seek
     assert hours[1:] == [dt.datetime(1970, 1, 1, tzinfo=dt.UTC), *expected]
 

@@ -11,12 +11,13 @@ import sys
 
 import pytest
 
-from scbda_assets.archive import layout
 from scbda_assets.archive.protocol import archive_range
-from scbda_assets.archive.run import archive_once
-from scbda_assets.archive.status import STATUS_KEY, archive_status
+from scbda_assets.archive.cli import archive_once
+from scbda_assets.archive.status import archive_status
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.contract import ARCHIVE_STATUS_KEY
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import floor_hour
 from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import DATA_START, NOW
 
@@ -27,7 +28,7 @@ def _archived_frame(spark, store, collection):
 
 def test_status_matches_the_archived_files_and_is_published(test_env, spark_server, mongo_db, spark, redis_client):
     now = dt.datetime.now(dt.UTC)
-    start = layout.floor_hour(now) - dt.timedelta(hours=5)
+    start = floor_hour(now) - dt.timedelta(hours=5)
     docs = {"orders_fact": documents.orders(start, now, 900, seed=91),
             "inventory_fact": documents.inventory(start, now, 300, seed=92)}
     documents.insert_all(mongo_db, docs)
@@ -58,9 +59,9 @@ def test_status_matches_the_archived_files_and_is_published(test_env, spark_serv
     assert run["duration_s"] > 0 and run["mb_per_s"] == pytest.approx(run["source_bytes"] / 2**20 / run["duration_s"],
                                                                        rel=1e-2)
     assert status["incomplete_batches"] == [] and status["lease"]["owner"] is None
-    published = json.loads(redis_client.get(f"t1:{STATUS_KEY}"))
+    published = json.loads(redis_client.get(f"t1:{ARCHIVE_STATUS_KEY}"))
     assert published["collections"] == status["collections"] and published["last_runs"] == status["last_runs"]
-    assert 0 < redis_client.ttl(f"t1:{STATUS_KEY}") <= 7 * 24 * 3600
+    assert 0 < redis_client.ttl(f"t1:{ARCHIVE_STATUS_KEY}") <= 7 * 24 * 3600
 
     # The dashboard reads exactly what the archive publishes (one contract, two sides).
     from dashboard import data as dashboard_data

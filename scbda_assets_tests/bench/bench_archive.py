@@ -12,8 +12,8 @@ import uuid
 
 import pymongo
 
-from scbda_assets.archive.planning import MB
-from scbda_assets.archive.run import archive_once
+from scbda_assets.archive.policy import MB
+from scbda_assets.archive.cli import archive_once
 from scbda_assets_tests import documents
 
 TARGET_MB = float(os.environ.get("SCBDA_BENCH_ARCHIVE_MB", "300"))
@@ -68,7 +68,7 @@ def _read_ceiling(db) -> tuple[float, int]:
 def _select_streams(db, home) -> dict[int, float]:
     """Seconds to stage every order (the archive's select step) with one and with two MongoDB cursors, side by
     side on the same data."""
-    from scbda_assets.archive.protocol import stage_selection
+    from scbda_assets.archive.staging import stage_selection
     from scbda_assets.archive.schema import ORDERS
     from scbda_assets.archive.storage import ArchiveStore
 

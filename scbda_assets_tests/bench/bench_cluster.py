@@ -23,7 +23,7 @@ TICKS = int(os.environ.get("SCBDA_BENCH_CLUSTER_TICKS", "6"))
 
 
 def _measure(label: str, env: dict[str, str], end: dt.datetime) -> dict:
-    from scbda_assets.archive.run import archive_once
+    from scbda_assets.archive.cli import archive_once
     from scbda_assets.generator.backfill import backfill
     from scbda_assets.kpis.refresh import refresh_kpis_once
 

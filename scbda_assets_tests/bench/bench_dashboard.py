@@ -4,8 +4,8 @@ Redis holds a contract-shaped snapshot (SPEC §10) with a full day of `kpi:histo
 refresh reads). "Read" is the one pipelined round trip of every key the app reads per refresh; "read + decode" adds
 JSON decoding into DataFrames. Page ready = navigation start until the five KPI cards show their values; fully
 drawn = until the stockout table and all seven chart views are drawn too; both in a fresh page of a running
-`streamlit run dashboard/app.py`; one warm-up load (the server's first imports) is reported apart, then the median
-of five.
+`streamlit run dashboard/app.py` while the pipeline's work runs next to it (generator minute + KPI tick, back to
+back); one warm-up load (the server's first imports) is reported apart, then the median of five.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,14 +85,18 @@ def _page_ready(settings) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    log = Path(tempfile.mkdtemp(prefix="scbda-bench-dashboard-")) / "streamlit.log"
+    folder = Path(tempfile.mkdtemp(prefix="scbda-bench-dashboard-"))
+    log = folder / "streamlit.log"
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "streamlit"), "run", "dashboard/app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=REPO_ROOT, env={**os.environ, **settings.to_env()}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True)
+    pipeline = None
     try:
         _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
+        pipeline = _pipeline_load(settings, folder)
+        load_before = os.getloadavg()[0]
         ready, drawn = [], []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -106,15 +111,36 @@ def _page_ready(settings) -> list[dict]:
                 drawn.append(time.perf_counter() - started)
                 page.close()
             browser.close()
+        ticks = (folder / "ticks").read_text().count("\n") if (folder / "ticks").exists() else 0
     finally:
+        if pipeline is not None:  # the loop and the command it is running: its own process group
+            os.killpg(pipeline.pid, signal.SIGTERM)
+            pipeline.wait(30)
         stop_pid(server.pid, 20)
+    under = (f"while the pipeline runs: one minute of events and one KPI tick (`scbda kpis`, Spark Connect) back "
+             f"to back, {ticks} ticks during the loads, load average {load_before:.1f} → {os.getloadavg()[0]:.1f}")
     return [
         _row("page ready, first load", ready[0], "s", "", "fresh server: includes the app's first imports"),
         _row("page ready (median)", statistics.median(ready[1:]), "s", "<= 3",
-             f"median of {PAGE_LOADS} further loads in new pages, until the five KPI cards show their values"),
+             f"median of {PAGE_LOADS} further loads in new pages, until the five KPI cards show their values, "
+             + under),
         _row("page fully drawn (median)", statistics.median(drawn[1:]), "s", "",
              "the same loads, until the stockout table and all seven chart views are drawn"),
     ]
+
+
+def _pipeline_load(settings, folder: Path) -> subprocess.Popen:
+    """The pipeline's work, back to back (heavier than a real minute, which idles between its runs): the generator
+    writes the next minute at the default rate, then a KPI tick computes the five KPIs with Spark and writes Redis.
+    Each tick appends a line to ``folder/ticks``. The KPIs go to their own key prefix, so the page keeps showing the
+    snapshot written above (the loads measure the same page each time)."""
+    scbda = Path(sys.executable).parent / "scbda"
+    loop = (f'while true; do "{scbda}" generate --minutes 1 >/dev/null 2>&1; '
+            f'"{scbda}" kpis >/dev/null 2>&1 && echo tick >> "{folder}/ticks"; done')
+    env = {**os.environ, **settings.to_env(), "SCBDA_MONGO_DB": "bench_dashboard_load",
+           "SCBDA_KEY_PREFIX": "bench-load:"}
+    return subprocess.Popen(["bash", "-c", loop], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def _wait_http(url: str, timeout: float) -> None:

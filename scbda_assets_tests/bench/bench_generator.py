@@ -15,6 +15,7 @@ import time
 
 import pymongo
 
+from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.generator import store, stream
 
 RATE = 1500.0
@@ -39,7 +40,7 @@ def _raw_run(client, source_db: str, db_name: str, *, indexes: bool = True) -> t
     # insert_many can be, not slowed by the reader's tz-aware datetimes.
     plain = pymongo.MongoClient(client.address[0], client.address[1], tz_aware=False)
     try:
-        docs = {name: list(plain[source_db][name].find({}, {"_id": 0})) for name in store.FACTS}
+        docs = {name: list(plain[source_db][name].find({}, {"_id": 0})) for name in FACT_COLLECTIONS}
     finally:
         plain.close()
     client.drop_database(db_name)

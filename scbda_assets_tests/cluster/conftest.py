@@ -9,7 +9,6 @@ SCBDA_* variables), so the lane keeps working when the archive, KPI and generato
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import os
 import subprocess
@@ -172,10 +171,6 @@ def loss_report(live: LiveCluster, database: str, expected: dict[str, list[str]]
             "duplicated": len(both) - len(set(both)),
         }
     return report
-
-
-def floor_minute(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(second=0, microsecond=0)
 
 
 def new_database(prefix: str) -> str:

@@ -25,10 +25,10 @@ import pytest
 import redis
 
 from scbda_assets.services.cluster import WORKERS, driver_executors, master_json, wait_for_executors, worker_json
+from scbda_assets.timeutil import floor_minute
 from scbda_assets_tests.cluster.conftest import (
     SCBDA,
     StepDownDuring,
-    floor_minute,
     hot_ids,
     loss_report,
     new_database,

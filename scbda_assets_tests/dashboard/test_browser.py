@@ -32,9 +32,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ASSETS = ("regions_dim", "dcs_dim", "skus_dim", "suppliers_dim", "orders_fact", "shipments_fact", "inventory_fact",
           "inventory_state", "orders_archive", "shipments_archive", "inventory_archive", "kpi_inventory_level",
-          "kpi_stockout_risk", "kpi_supplier_performance", "kpi_dc_utilization", "kpi_regional_fulfillment",
-          "regional_daily_history")
-SCHEDULES = ("generator_schedule", "kpi_schedule", "history_schedule")
+          "kpi_stockout_risk", "kpi_supplier_performance", "kpi_dc_utilization", "kpi_regional_fulfillment")
+SCHEDULES = ("generator_schedule", "kpi_schedule")
 SENSORS = ("archive_size_sensor",)
 HOSTILE_DC = '<img src=x onerror="window.__pwned=1">'
 HOSTILE_PRODUCT = "<script>window.__pwned=2</script>"

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.domain import demand
 from scbda_assets.generator import store, stream
 from scbda_assets_tests.generator.conftest import balance_violations
@@ -19,7 +20,7 @@ def _settings(settings, **changes):
 
 
 def _counts(db) -> dict[str, int]:
-    return {name: db[name].count_documents({}) for name in (*store.FACTS, "inventory_state", "generator_pending")}
+    return {name: db[name].count_documents({}) for name in (*FACT_COLLECTIONS, "inventory_state", "generator_pending")}
 
 
 def _fingerprint(db) -> dict:

@@ -8,7 +8,8 @@ import datetime as dt
 import dagster as dg
 
 from scbda_assets.archive.layout import partition_key
-from scbda_assets.history.assets import history_hourly, orders_hourly_match_raw_events
+from scbda_assets.history.assets import history_hourly
+from scbda_assets.history.checks import orders_hourly_match_raw_events
 from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.history.verify import verify_recent_hours
 from scbda_assets.resources import build_resources

@@ -6,8 +6,9 @@ with history_days, per-UTC-day spread, shipments in transit at T, malformed docu
 the raw documents of both stores (the caller passes every document once: hot and archived alike), so the two can be
 compared field by field.
 
-Well-formed, for the history window (demand, shipments), means the archive's schema (exact fields and BSON types,
-as ``scbda_assets.archive.schema``): a document is then counted the same before and after archival.
+Well-formed, for the history window (demand, shipments), means the contract's schema (exact fields and BSON types,
+as ``scbda_assets.contract``; a number is an int, long or double): a document is then counted the same before and
+after archival.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ SHIPMENT_FIELDS = {"shipment_id": str, "sku_id": str, "supplier_id": str, "dc_id
 
 
 def schema_ok(doc: dict, fields: dict, nullable: tuple[str, ...] = ()) -> bool:
-    """The archive's $jsonSchema in Python: exactly these fields (plus _id), each of its type (int is not a
-    double, a bool is not an int), null only where allowed."""
+    """The contract's $jsonSchema in Python: exactly these fields (plus _id), each of its type (a float field takes
+    any number, an int field only whole ones; a bool is neither), null only where allowed."""
     if set(doc) - {"_id"} != set(fields):
         return False
     for name, kind in fields.items():
@@ -39,6 +40,9 @@ def schema_ok(doc: dict, fields: dict, nullable: tuple[str, ...] = ()) -> bool:
                 return False
         elif kind is int:
             if not _whole(value):
+                return False
+        elif kind is float:
+            if not _number(value):
                 return False
         elif not isinstance(value, kind) or isinstance(value, bool):
             return False
@@ -78,8 +82,8 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
     for s in facts["inventory_fact"]:
         if (_in(s.get("inventory_ts"), start15, as_of) and isinstance(s.get("snapshot_id"), str)
                 and isinstance(s.get("sku_id"), str) and isinstance(s.get("dc_id"), str)
-                and _whole(s.get("on_hand_qty")) and _number(s.get("safety_stock"))
-                and _number(s.get("reorder_point"))):
+                and _whole(s.get("on_hand_qty")) and _whole(s.get("safety_stock"))
+                and _whole(s.get("reorder_point"))):
             snaps[(s["sku_id"], s["dc_id"])].append(s)
     pairs = {}
     for (sku, dc), items in snaps.items():

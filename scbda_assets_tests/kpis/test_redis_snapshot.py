@@ -12,7 +12,8 @@ import pytest
 
 from scbda_assets.kpis import compute
 from scbda_assets.kpis.compute import KPI_NAMES, KpiResult, compute_kpis
-from scbda_assets.kpis.publish import HISTORY_KEY, publish_snapshot
+from scbda_assets.contract import HISTORY_STREAM
+from scbda_assets.kpis.publish import publish_snapshot
 from scbda_assets.kpis.refresh import refresh_kpis_once, run_refresh
 from scbda_assets.errors import ServiceUnavailable
 from scbda_assets.services.process import free_port
@@ -41,14 +42,14 @@ def test_refresh_writes_every_key_with_ttl_and_a_history_entry(kpi_db, redis_cli
     assert summary["headline"]["total_on_hand"] == 100
     for key in ALL_KEYS:
         assert 0 < redis_client.ttl(key) <= spark_settings.kpi_ttl_seconds, key
-    assert redis_client.ttl(HISTORY_KEY) > 0
+    assert redis_client.ttl(HISTORY_STREAM) > 0
     payload = json.loads(redis_client.get("kpi:stockout_risk"))
     assert payload["as_of"] == T.isoformat() and payload["window_minutes"] == 15
     assert payload["alert_count"] == 1 and payload["rows"][0]["severity"] == "critical"
     assert json.loads(redis_client.get("kpi:supplier_performance"))["window_minutes"] == 30
     completed = dt.datetime.fromisoformat(redis_client.get("kpi:last_update").decode())  # completion, not as-of
     assert completed == T  # the clock the run was given
-    ((_, entry),) = redis_client.xrange(HISTORY_KEY)
+    ((_, entry),) = redis_client.xrange(HISTORY_STREAM)
     entry = {k.decode(): v.decode() for k, v in entry.items()}
     assert entry["as_of"] == T.isoformat() and entry["total_on_hand"] == "100" and entry["stockout_alerts"] == "1"
     assert entry["avg_on_time_rate"] == "" and float(entry["fill_rate"]) == 1.0
@@ -58,20 +59,20 @@ def test_key_prefix_applies_to_every_key(kpi_db, redis_client, spark_settings):
     prefixed = Settings.from_env({**spark_settings.to_env(), "SCBDA_KEY_PREFIX": "blue:"})
     refresh_kpis_once(prefixed, as_of=T, clock=lambda: T)
     keys = {key.decode() for key in redis_client.keys("*")}
-    assert keys == {f"blue:{key}" for key in [*ALL_KEYS, HISTORY_KEY, "history:daily"]}
+    assert keys == {f"blue:{key}" for key in [*ALL_KEYS, HISTORY_STREAM, "history:daily"]}
 
 
 def test_history_stream_is_capped(redis_client):
     for i in range(1600):
         publish_snapshot(redis_client, {}, {}, as_of=T + dt.timedelta(minutes=i), ttl_seconds=180, completed_at=T)
-    assert 1440 <= redis_client.xlen(HISTORY_KEY) < 1600
+    assert 1440 <= redis_client.xlen(HISTORY_STREAM) < 1600
 
 
 def test_subset_writes_only_its_keys(redis_client):
     results = _results(T, 1)
     publish_snapshot(redis_client, {"dc_utilization": results["dc_utilization"]}, {}, as_of=T, ttl_seconds=180,
                      completed_at=T)
-    assert {key.decode() for key in redis_client.keys("*")} == {"kpi:dc_utilization", "kpi:last_update", HISTORY_KEY}
+    assert {key.decode() for key in redis_client.keys("*")} == {"kpi:dc_utilization", "kpi:last_update", HISTORY_STREAM}
 
 
 def test_a_concurrent_reader_never_sees_a_mix_of_two_runs(redis_client, settings):
@@ -108,14 +109,14 @@ def test_failed_spark_query_mid_run_writes_nothing(kpi_db, redis_client, spark, 
     run_refresh(db=kpi_db, spark=spark, redis_client=redis_client, as_of=T - dt.timedelta(minutes=1), ttl_seconds=180,
                 clock=lambda: T)
     before = {key: redis_client.get(key) for key in ALL_KEYS}
-    history = redis_client.xlen(HISTORY_KEY)
+    history = redis_client.xlen(HISTORY_STREAM)
     # The fourth KPI's query fails in Spark after the MongoDB reads and the other queries succeeded.
     broken = dataclasses.replace(compute.KPIS["dc_utilization"], sql="SELECT no_such_column FROM {dcs}")
     monkeypatch.setitem(compute.KPIS, "dc_utilization", broken)
     with pytest.raises(Exception, match="no_such_column"):
         run_refresh(db=kpi_db, spark=spark, redis_client=redis_client, as_of=T, ttl_seconds=180, clock=lambda: T)
     assert {key: redis_client.get(key) for key in ALL_KEYS} == before
-    assert redis_client.xlen(HISTORY_KEY) == history
+    assert redis_client.xlen(HISTORY_STREAM) == history
 
 
 def test_unreachable_spark_fails_with_one_line_and_writes_nothing(kpi_db, redis_client, spark_settings):
@@ -149,4 +150,4 @@ def test_compute_is_consistent_with_what_is_published(kpi_db, redis_client, spar
     fresh = compute_kpis(kpi_db, spark, T, now=T)
     for name in KPI_NAMES:
         assert json.loads(redis_client.get(f"kpi:{name}"))["rows"] == fresh.results[name].rows
-    assert outcome.summary()["redis_keys"][-1] == HISTORY_KEY
+    assert outcome.summary()["redis_keys"][-1] == HISTORY_STREAM

@@ -9,7 +9,7 @@ import json
 import pyarrow.dataset as ds
 import redis
 
-from scbda_assets.archive.run import archive_once
+from scbda_assets.archive.cli import archive_once
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.generator.backfill import backfill
 from scbda_assets.kpis.refresh import refresh_kpis_once

@@ -7,16 +7,17 @@ import datetime as dt
 import json
 
 from scbda_assets.archive import layout
-from scbda_assets.archive.run import archive_once
+from scbda_assets.archive.cli import archive_once
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.quality.archive_verification import verify_recent_batches
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import floor_hour
 from scbda_assets_tests import documents
 
 
 def test_verification_passes_then_names_each_breakage(test_env, spark_server, mongo_db):
     now = dt.datetime.now(dt.UTC)
-    start = layout.floor_hour(now) - dt.timedelta(hours=4)
+    start = floor_hour(now) - dt.timedelta(hours=4)
     orders = documents.orders(start, now, 400, seed=61)
     documents.insert_all(mongo_db, {"orders_fact": orders})
     settings = Settings.from_env({**test_env, "SCBDA_SPARK_REMOTE": spark_server,

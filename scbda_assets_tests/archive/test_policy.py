@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from scbda_assets.archive.planning import MB, HourStats, merge_hours, plan_archive, run_key, safety_horizon
+from scbda_assets.archive.policy import MB, HourStats, merge_hours, plan_archive, run_key, safety_horizon
 
 H0 = dt.datetime(2026, 11, 20, 0, tzinfo=dt.UTC)
 

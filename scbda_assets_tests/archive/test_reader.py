@@ -9,11 +9,11 @@ import pyarrow as pa
 import pytest
 from bson import ObjectId
 
-from scbda_assets.archive import protocol
+from scbda_assets.archive import protocol, staging
+from scbda_assets.archive.eligibility import dateless_filters, malformed_filter, well_formed_filter
+from scbda_assets.archive.reader import select, select_chunks, split_range
 from scbda_assets.archive.schema import ORDERS, SHIPMENTS, SPECS_BY_COLLECTION
-from scbda_assets.archive.selection import (dateless_filters, eligible_hour_pipeline, eligible_hour_stats,
-                                            malformed_filter, select, select_chunks, split_range,
-                                            well_formed_filter)
+from scbda_assets.archive.sizing import eligible_hour_pipeline, eligible_hour_stats
 from scbda_assets_tests import documents
 from scbda_assets_tests.archive.conftest import DATA_START, NOW, assert_each_once
 
@@ -154,7 +154,7 @@ def test_a_range_is_split_at_event_time_quantiles(mongo_db, hot):
 def test_two_streams_stage_exactly_what_one_stream_stages(mongo_db, spark_settings, hot):
     import pyarrow.dataset as ds
 
-    from scbda_assets.archive.protocol import stage_selection
+    from scbda_assets.archive.staging import stage_selection
     from scbda_assets.archive.storage import ArchiveStore
 
     store = ArchiveStore(spark_settings.archive_uri)
@@ -180,7 +180,7 @@ def test_spark_writes_the_staged_rows_into_their_hour_folders(mongo_db, spark, s
     table = select(mongo_db, ORDERS, START, CUTOFF, CUTOFF).table
     store.fs.create_dir(store.path("_staging"), recursive=True)
     pq.write_table(table, store.path("_staging/input.parquet"), filesystem=store.fs)
-    protocol._spark_write(spark, store, ORDERS, "_staging/input.parquet", "_staging/out")
+    staging.spark_write(spark, store, ORDERS, "_staging/input.parquet", "_staging/out")
     files = store.list_files("_staging/out", prefix="part-", recursive=True)
     assert {path.split("/")[3] for path in files} == {"hour=08", "hour=09", "hour=10"}
     frame = spark.read.schema(ORDERS.spark_ddl()).parquet(store.uri("_staging/out"))

@@ -9,11 +9,12 @@ import pymongo
 
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive.lease import ArchiveLease, new_owner
-from scbda_assets.archive.planning import MB
-from scbda_assets.archive.policy import decide
+from scbda_assets.archive.policy import MB
+from scbda_assets.archive.sizing import decide
 from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range, recover
-from scbda_assets.archive.status import STATUS_KEY, archive_status, publish_status
+from scbda_assets.archive.status import archive_status, publish_status
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.contract import ARCHIVE_STATUS_KEY
 from scbda_assets.errors import ServiceUnavailable
 from scbda_assets.resources import open_resources
 from scbda_assets.settings import Settings
@@ -79,7 +80,7 @@ def publish(resources: dict, status: dict) -> bool | str:
     """Write the status to Redis; True, or the one-line reason it could not be written (archival goes on)."""
     redis = resources["redis"]
     try:
-        publish_status(redis.client(), redis.key(STATUS_KEY), status)
+        publish_status(redis.client(), redis.key(ARCHIVE_STATUS_KEY), status)
         return True
     except Exception as exc:  # Redis down must never fail an archive run: the status is informational
         return f"archive status not published to Redis: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
