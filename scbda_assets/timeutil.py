@@ -61,3 +61,11 @@ def ceil_hour(moment: dt.datetime) -> dt.datetime:
 def floor_day(moment: dt.datetime) -> dt.datetime:
     return utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)
 
+
+def hours_touching(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """The start of every hour that [start, end) touches."""
+    hour, hours = floor_hour(start), []
+    while hour < end:
+        hours.append(hour)
+        hour += HOUR
+    return hours

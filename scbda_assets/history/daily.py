@@ -15,13 +15,12 @@ from pymongo.database import Database
 
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import read, shipments
-from scbda_assets.history.store import DAY, floor_day, history_database
+from scbda_assets.history.store import history_database
+from scbda_assets.timeutil import DAY, floor_day, iso
 
 DAYS = 30
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat()
 
 
 def daily_history(db: Database, archive: ArchiveStore | None, *, as_of: dt.datetime, data_until: dt.datetime,
@@ -72,5 +71,5 @@ def daily_history(db: Database, archive: ArchiveStore | None, *, as_of: dt.datet
                 "avg_actual_lead_time_days": sum((r["actual_arrival_ts"] - r["shipment_ts"]) / DAY for r in got)
                 / len(got) if got else None,
             })
-    return {"as_of": _iso(as_of), "data_until": _iso(data_until), "days": days, "regions": region_rows,
+    return {"as_of": iso(as_of), "data_until": iso(data_until), "days": days, "regions": region_rows,
             "suppliers": supplier_rows}

@@ -25,17 +25,15 @@ from scbda_assets.archive.schema import ORDERS, SHIPMENTS
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import cold, orders_hourly, shipments
 from scbda_assets.history.store import (
-    DAY,
     HOURS,
     ORDERS_HOURLY,
     RETAIN_DAYS,
     ensure_indexes,
-    floor_hour,
     get_state,
     history_database,
     set_state,
-    utc,
 )
+from scbda_assets.timeutil import DAY, floor_hour, utc
 
 SEAL_GRACE = dt.timedelta(seconds=60)
 SCAN_KEY, ARCHIVE_KEY, EARLIEST_KEY = "orders_scan", "archive_batches", "earliest_order"

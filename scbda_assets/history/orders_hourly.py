@@ -31,8 +31,9 @@ from pymongoarrow.api import Schema, aggregate_arrow_all
 from scbda_assets.archive.schema import ORDERS
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import cold
-from scbda_assets.history.store import HOUR, HOURS, ORDERS_HOURLY, ceil_hour, floor_hour, utc
+from scbda_assets.history.store import HOURS, ORDERS_HOURLY
 from scbda_assets.kpis import pushdown, rollup
+from scbda_assets.timeutil import HOUR, ceil_hour, floor_hour, hours_touching, utc
 
 SUMS = ("orders", "units_requested", "units_fulfilled", "revenue", "lost_revenue", "orders_in_full")
 SUMS_SCHEMA = pa.schema([
@@ -145,18 +146,12 @@ def order_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, e
     """Per (sku_id, dc_id) sums of the orders of [start, end) (any range), hot ∪ cold, de-duplicated."""
     if end <= start:
         return []
-    files = [f for hour in _hours(start, end) for f in cold.hour_files(archive, ORDERS.collection, hour)]
+    files = [f for hour in hours_touching(start, end) for f in cold.hour_files(archive, ORDERS.collection, hour)]
     if not files:
         return _mongo_group(db, start, end, by_minute=False)
     return _sum_rows(_dedup_union(_hot_rows(db, start, end), _cold_rows(archive, files, start, end)))
 
 
-def _hours(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
-    hours, hour = [], floor_hour(start)
-    while hour < end:
-        hours.append(hour)
-        hour += HOUR
-    return hours
 
 
 def build_hours(history: Database, db: Database, archive: ArchiveStore | None, hours: list[dt.datetime], *,

@@ -13,9 +13,9 @@ from pymongo.database import Database
 
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import orders_hourly
-from scbda_assets.history.store import DAY, HOUR, ORDERS_HOURLY, ceil_hour, floor_hour, history_database
+from scbda_assets.history.store import ORDERS_HOURLY, history_database
+from scbda_assets.timeutil import DAY, HOUR, MINUTE, ceil_hour, floor_day, floor_hour
 
-MINUTE = dt.timedelta(minutes=1)
 
 SumsOf = Callable[[dt.datetime, dt.datetime], list[dict]]
 _SUM_FIELDS = orders_hourly.SUMS
@@ -119,14 +119,10 @@ def daily_pair_sums(db: Database, archive: ArchiveStore | None, start: dt.dateti
     for lo, hi in raw:  # a raw range never spans a day boundary unsplit: cut it at midnights
         cursor = lo
         while cursor < hi:
-            stop = min(hi, floor_day_of(cursor) + DAY)
+            stop = min(hi, floor_day(cursor) + DAY)
             pieces += [{**row, "day": f"{cursor:%Y-%m-%d}"} for row in raw_sums(cursor, stop)]
             cursor = stop
     for row in pieces:
         key = (row["day"], row["sku_id"], row["dc_id"])
         _add(totals.setdefault(key, {"day": row["day"], "sku_id": row["sku_id"], "dc_id": row["dc_id"]}), row)
     return list(totals.values())
-
-
-def floor_day_of(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -19,7 +19,8 @@ from pymongo.database import Database
 from scbda_assets.archive.schema import SHIPMENTS as SPEC
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import cold
-from scbda_assets.history.store import DAY, SHIPMENTS, utc
+from scbda_assets.history.store import SHIPMENTS
+from scbda_assets.timeutil import DAY, utc
 
 FIELDS = ["shipment_id", "supplier_id", "sku_id", "dc_id", "quantity", "planned_lead_time_days", "shipment_ts",
           "expected_arrival_ts", "actual_arrival_ts"]

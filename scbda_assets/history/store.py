@@ -15,14 +15,10 @@ sensor measures ``<db>``, so the aggregates are kept out of it. What is kept is 
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
 RETAIN_DAYS = 32  # 30 days of trends + the 7-day demand window fit with a day to spare
-HOUR = dt.timedelta(hours=1)
-DAY = dt.timedelta(days=1)
 
 ORDERS_HOURLY = "orders_hourly"
 SHIPMENTS = "shipments"
@@ -47,25 +43,6 @@ def history_database(db: Database) -> Database:
 def ensure_indexes(history: Database) -> None:
     for name, models in INDEXES.items():
         history[name].create_indexes(models)
-
-
-def floor_hour(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def ceil_hour(moment: dt.datetime) -> dt.datetime:
-    floor = floor_hour(moment)
-    return floor if floor == moment else floor + HOUR
-
-
-def floor_day(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def get_state(history: Database, key: str) -> dict:

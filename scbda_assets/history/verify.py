@@ -9,7 +9,8 @@ from pymongo.database import Database
 
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import orders_hourly
-from scbda_assets.history.store import HOUR, ORDERS_HOURLY, floor_hour, history_database, utc
+from scbda_assets.history.store import ORDERS_HOURLY, history_database
+from scbda_assets.timeutil import HOUR, floor_hour, utc
 
 CHECK_HOURS = 6
 

@@ -27,6 +27,7 @@ from scbda_assets.history import maintain
 from scbda_assets.history import read as history_read
 from scbda_assets.history import shipments as history_shipments
 from scbda_assets.kpis import pushdown, rollup, sql
+from scbda_assets.timeutil import hours_touching, iso
 
 DAY = dt.timedelta(days=1)
 DEMAND_DAYS = 7
@@ -121,8 +122,6 @@ class KpiRun:
     history: dict = dataclasses.field(default_factory=dict)  # what the history layer did and read
 
 
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat()
 
 
 def alert_count(stockout_rows: list[dict]) -> int:
@@ -228,7 +227,7 @@ def raw_order_sums(db: Database, archive: ArchiveStore | None, covered_from: dt.
     def sums(lo: dt.datetime, hi: dt.datetime) -> list[dict]:
         if (lo, hi) not in done:
             archived = archive is not None and any(history_cold.hour_files(archive, "orders_fact", hour)
-                                                   for hour in _hours(lo, hi))
+                                                   for hour in hours_touching(lo, hi))
             if covered_from is None or lo < covered_from or archived:
                 done[(lo, hi)] = raw(lo, hi)
             else:
@@ -238,12 +237,6 @@ def raw_order_sums(db: Database, archive: ArchiveStore | None, covered_from: dt.
     return sums
 
 
-def _hours(lo: dt.datetime, hi: dt.datetime) -> list[dt.datetime]:
-    hour, hours = lo.replace(minute=0, second=0, microsecond=0), []
-    while hour < hi:
-        hours.append(hour)
-        hour += dt.timedelta(hours=1)
-    return hours
 
 
 def history_inputs(db: Database, archive: ArchiveStore | None, end: dt.datetime, wanted: set[str], *,

@@ -35,6 +35,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
 from scbda_assets.kpis import pushdown
+from scbda_assets.timeutil import MINUTE, ceil_minute, floor_hour, floor_minute, utc  # noqa: F401 - MINUTE: rollup.MINUTE
 
 ROLLUP = "orders_minute_rollup"
 # The fold's progress lives in the rollup collection itself, so dropping the collection resets both together.
@@ -45,25 +46,11 @@ HORIZON = dt.timedelta(hours=2)
 # the whole hot store.
 RESTART_BACK = dt.timedelta(minutes=30)
 SEAL_GRACE = dt.timedelta(seconds=60)
-MINUTE = dt.timedelta(minutes=1)
 
 INDEXES = [
     IndexModel([("order_minute", ASCENDING)], name="order_minute"),
     IndexModel([("ingest_minute", ASCENDING)], name="ingest_minute"),
 ]
-
-
-def floor_minute(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def floor_hour_of(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def ceil_minute(moment: dt.datetime) -> dt.datetime:
-    floor = floor_minute(moment)
-    return floor if floor == moment else floor + MINUTE
 
 
 def fold_pipeline(since: dt.datetime, orders_from: dt.datetime | None = None) -> list[dict]:
@@ -104,13 +91,13 @@ def window_pipeline(start: dt.datetime, end: dt.datetime) -> list[dict]:
 def fold_new_orders(db: Database, *, now: dt.datetime) -> dict:
     """Bring the rollup up to date (steps 1–3 above) at wall time ``now``; returns what it did (logs, benchmark)."""
     state = db[ROLLUP].find_one({"_id": STATE_ID}) or {}
-    since, covered_from = _utc(state.get("watermark")), _utc(state.get("covered_from"))
+    since, covered_from = utc(state.get("watermark")), utc(state.get("covered_from"))
     stored_from = covered_from
     if since is None or covered_from is None or since < floor_minute(now - RESTART_BACK):
         # A new rollup, or no run for a while: start (again) at the hour of now − RESTART_BACK; coverage starts
         # there: the live window and the hour in progress of any as-of up to RESTART_BACK old (the history layer
         # reads that hour from here, at any rate), at the cost of folding at most 90 minutes of orders once.
-        since = covered_from = floor_hour_of(now - RESTART_BACK)
+        since = covered_from = floor_hour(now - RESTART_BACK)
         db[ROLLUP].create_indexes(INDEXES)
     covered_from = max(covered_from, floor_minute(now - HORIZON))
     db.orders_fact.aggregate(fold_pipeline(since, covered_from))
@@ -132,9 +119,3 @@ def covers(report: dict, start: dt.datetime) -> bool:
 
 def orders_in_window(start: dt.datetime, end: dt.datetime) -> pushdown.Pushdown:
     return pushdown.Pushdown(ROLLUP, window_pipeline(start, end), dict(pushdown.ORDER_SCHEMA))
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -10,7 +10,8 @@ import pytest
 
 from scbda_assets.history import maintain, orders_hourly
 from scbda_assets.history import read as history_read
-from scbda_assets.history.store import HOUR, ORDERS_HOURLY, history_database
+from scbda_assets.history.store import ORDERS_HOURLY, history_database
+from scbda_assets.timeutil import HOUR
 from scbda_assets.kpis import rollup
 from scbda_assets_tests.history import scenario
 from scbda_assets_tests.documents import T, order
