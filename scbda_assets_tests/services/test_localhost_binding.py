@@ -41,23 +41,16 @@ def _value_after(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
-def test_embedded_mongod_binds_localhost_only(settings):
-    service = EmbeddedMongo(settings)
+@pytest.mark.parametrize(("service_class", "flag"), [(EmbeddedMongo, "--bind_ip"), (EmbeddedRedis, "--bind")])
+def test_embedded_servers_bind_localhost_only(settings, service_class, flag):
+    service = service_class(settings)
     calls = _capture_spawn(service)
     service.launch()
     [argv] = calls
-    assert _value_after(argv, "--bind_ip") == "127.0.0.1"
+    assert _value_after(argv, flag) == "127.0.0.1"
     assert not set(argv) & set(WILDCARDS)
-
-
-def test_embedded_redis_binds_localhost_only(settings):
-    service = EmbeddedRedis(settings)
-    calls = _capture_spawn(service)
-    service.launch()
-    [argv] = calls
-    assert _value_after(argv, "--bind") == "127.0.0.1"
-    assert not set(argv) & set(WILDCARDS)
-    assert service.url().startswith("redis://127.0.0.1:")
+    if service_class is EmbeddedRedis:
+        assert service.url().startswith("redis://127.0.0.1:")
 
 
 def test_embedded_spark_connect_binds_localhost_only(settings, monkeypatch):
