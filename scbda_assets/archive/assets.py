@@ -123,9 +123,3 @@ def window_start(start: dt.datetime) -> dt.datetime:
     return EARLIEST if start <= ARCHIVE_PARTITIONS.start else start
 
 
-archive_job = dg.define_asset_job(
-    "archive_job",
-    selection=dg.AssetSelection.groups("archive"),
-    tags={**ARCHIVE_TAGS, **MAX_RUNTIME_TAG},
-    description="Archive hot MongoDB hours to Parquet (zero-loss protocol); requested by archive_size_sensor.",
-)

@@ -3,6 +3,6 @@
 import dagster as dg
 
 from scbda_assets.generator.assets import REFERENCE_ASSETS, hot_store
-from scbda_assets.generator.schedule import generator_job, generator_schedule
+from scbda_assets.generator.jobs import generator_job, generator_schedule
 
 defs = dg.Definitions(assets=[*REFERENCE_ASSETS, hot_store], jobs=[generator_job], schedules=[generator_schedule])

@@ -3,6 +3,6 @@
 import dagster as dg
 
 from scbda_assets.kpis.assets import kpis
-from scbda_assets.kpis.schedule import kpi_job, kpi_schedule
+from scbda_assets.kpis.jobs import kpi_job, kpi_schedule
 
 defs = dg.Definitions(assets=[kpis], jobs=[kpi_job], schedules=[kpi_schedule])

@@ -3,23 +3,9 @@ archive verification with each archive run."""
 
 import dagster as dg
 
-from scbda_assets.contract.stages import QUALITY, stage_tags
 from scbda_assets.quality.checks import ARCHIVE_CHECKS, HOT_STORE_CHECKS
+from scbda_assets.quality.jobs import quality_job, quality_schedule
 from scbda_assets.quality.kpi_checks import KPI_CHECKS
-
-quality_job = dg.define_asset_job(
-    "quality_job",
-    selection=dg.AssetSelection.checks(*HOT_STORE_CHECKS),
-    tags=stage_tags(QUALITY),
-    description="Schema, business-rule and freshness checks of the MongoDB hot store.",
-)
-
-quality_schedule = dg.ScheduleDefinition(
-    name="quality_schedule",
-    job=quality_job,
-    cron_schedule="*/5 * * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
 
 defs = dg.Definitions(
     asset_checks=[*HOT_STORE_CHECKS, *KPI_CHECKS, *ARCHIVE_CHECKS],

@@ -21,12 +21,12 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scbda_assets.archive import layout
-from scbda_assets.archive import sensor as sensor_module
+from scbda_assets.archive import jobs as sensor_module
 from scbda_assets.archive.assets import ARCHIVE_TAGS
 from scbda_assets.archive.definitions import defs as archive_defs
 from scbda_assets.archive.lease import current_holder
 from scbda_assets.archive.protocol import INCOMPLETE_DIR
-from scbda_assets.archive.sensor import RECOVERS_TAG, archive_size_sensor
+from scbda_assets.archive.jobs import RECOVERS_TAG, archive_size_sensor
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.resources import MongoResource, SettingsResource, build_resources
 from scbda_assets.settings import Settings

@@ -9,7 +9,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scbda_assets.archive import layout
-from scbda_assets.archive.sensor import archive_size_sensor
+from scbda_assets.archive.jobs import archive_size_sensor
 from scbda_assets.resources import MongoResource, SettingsResource
 from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings

@@ -10,7 +10,7 @@ from scbda_assets.definitions import build_definitions
 from scbda_assets.domain.calibration import calibrate
 from scbda_assets.domain.reference import DCS, REGIONS, SKUS, SUPPLIERS
 from scbda_assets.generator.assets import DIMENSION_NAMES, FACT_NAMES, REFERENCE_ASSETS, SCHEDULED_TIME_TAG
-from scbda_assets.generator.schedule import generator_schedule
+from scbda_assets.generator.jobs import generator_schedule
 from scbda_assets.resources import MongoResource, build_resources
 from scbda_assets.settings import Settings
 

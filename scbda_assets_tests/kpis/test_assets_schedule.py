@@ -11,7 +11,7 @@ from dagster._core.utils import make_new_run_id
 
 from scbda_assets.definitions import build_definitions
 from scbda_assets.kpis.assets import ASSET_KEYS, kpis
-from scbda_assets.kpis.schedule import kpi_schedule
+from scbda_assets.kpis.jobs import kpi_schedule
 from scbda_assets.resources import build_resources
 from scbda_assets_tests.documents import order, snapshot
 

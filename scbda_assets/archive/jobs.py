@@ -1,4 +1,4 @@
-"""archive_size_sensor: MongoDB above the size threshold → one archive_job run for the oldest eligible hours.
+"""archive_job, and archive_size_sensor: MongoDB above the size threshold → one archive_job run for the oldest eligible hours.
 
 Also the archive's watchdog:
 * a batch left incomplete is finished by a recovery run whatever the size; its run key carries an attempt number
@@ -18,7 +18,7 @@ import pymongo
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from scbda_assets.archive import layout, manifest_store
-from scbda_assets.archive.assets import MAX_RUNTIME_TAG, OUTCOME_TAG, ARCHIVE_TAGS, archive_job
+from scbda_assets.archive.assets import ARCHIVE_TAGS, MAX_RUNTIME_TAG, OUTCOME_TAG
 from scbda_assets.archive.lease import LeaseHolder, current_holder, lease_timing
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.policy import run_key
@@ -28,6 +28,13 @@ from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.errors import ServiceUnavailable
 from scbda_assets.resources import MongoResource, SettingsResource
 from scbda_assets.timeutil import HOUR, floor_hour, parse_iso
+
+archive_job = dg.define_asset_job(
+    "archive_job",
+    selection=dg.AssetSelection.groups("archive"),
+    tags={**ARCHIVE_TAGS, **MAX_RUNTIME_TAG},
+    description="Archive hot MongoDB hours to Parquet (zero-loss protocol); requested by archive_size_sensor.",
+)
 
 RECOVERS_TAG = "scbda/recovers_batch"
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
