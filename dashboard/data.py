@@ -29,6 +29,7 @@ from scbda_assets.contract import (
 )
 from scbda_assets.domain.reference import RULES
 from scbda_assets.settings import Settings
+from scbda_assets.timeutil import parse_iso
 
 # Staleness is measured from data_until (SPEC §10), which trails the tick by up to a generator minute plus the run:
 # three missed minute runs make the page stale.
@@ -158,11 +159,9 @@ class Filters:
 
 def redis_url(settings: Settings) -> str | None:
     """SCBDA_REDIS_URL, or the embedded redis-server when it runs (the dashboard never starts services)."""
-    if settings.redis_url:
-        return settings.redis_url
-    from scbda_assets.services import resolve_endpoints
+    from scbda_assets.clients import settings_redis_url
 
-    return resolve_endpoints(settings).get("SCBDA_REDIS_URL")
+    return settings_redis_url(settings)
 
 
 def connect(url: str, timeout_s: float = 1.0) -> redis.Redis:
@@ -354,13 +353,11 @@ def _text(value) -> str:
 
 
 def parse_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
+    """A time read from Redis; text that is not ISO 8601 reads as missing (shown as "—", never an error)."""
     try:
-        value = dt.datetime.fromisoformat(text.strip())
+        return parse_iso(text)
     except ValueError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _number(value) -> float | None:

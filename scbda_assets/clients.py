@@ -35,3 +35,12 @@ def settings_mongo_uri(settings: Settings) -> str:
     from scbda_assets.services import running_endpoint
 
     return running_endpoint(settings, "SCBDA_MONGO_URI")
+
+
+def settings_redis_url(settings: Settings) -> str | None:
+    """SCBDA_REDIS_URL, or the running embedded redis-server's; None when neither (never started here)."""
+    if settings.redis_url:
+        return settings.redis_url
+    from scbda_assets.services import resolve_endpoints
+
+    return resolve_endpoints(settings).get("SCBDA_REDIS_URL")

@@ -30,6 +30,7 @@ from scbda_assets.archive.schema import INVENTORY, ORDERS, SHIPMENTS, Collection
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.history.store import SHIPMENTS as SHIPMENTS_HISTORY
+from scbda_assets.timeutil import parse_iso
 from scbda_assets.mongo_arrow import arrow_chunks
 
 VIEWS: dict[str, CollectionSpec] = {"orders": ORDERS, "shipments": SHIPMENTS, "inventory": INVENTORY}
@@ -80,10 +81,9 @@ def time_bounds(query: str, field: str) -> TimeBounds:
 
 def _parse(value: str) -> dt.datetime | None:
     try:
-        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _tighter(current, new, pick):

@@ -35,6 +35,7 @@ from scbda_assets.kpis.compute import (
 from scbda_assets.kpis.publish import publish_snapshot
 from scbda_assets.errors import ServiceUnavailable, first_line
 from scbda_assets.settings import ConfigError, Settings, redact
+from scbda_assets.timeutil import parse_iso, utc
 
 # Spark Connect's default client retries an unreachable server for ~10 minutes; a minute schedule wants to fail
 # fast and let the next tick try again.
@@ -173,10 +174,10 @@ def parse_as_of(value: str | dt.datetime | None, *, now: dt.datetime) -> dt.date
         return now
     if isinstance(value, str):
         try:
-            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            return parse_iso(value)
         except ValueError:
             raise ConfigError(f"as_of={value!r} is not a time: expected ISO 8601, e.g. 2026-11-22T10:00:00Z") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return utc(value)
 
 
 def run_refresh(
