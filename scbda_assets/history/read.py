@@ -90,7 +90,8 @@ def pair_requested_units(db: Database, archive: ArchiveStore | None, start: dt.d
     return list(totals.values())
 
 
-def _head_from_minutes(history: Database, start: dt.datetime, end: dt.datetime) -> tuple[list[dict], tuple | None] | None:
+def _head_from_minutes(history: Database, start: dt.datetime,
+                       end: dt.datetime) -> tuple[list[dict], tuple | None] | None:
     """[start, ceil_hour(start)) from the stored minutes of start's hour: (per pair units, the partial minute
     [start, next minute) left to sum from the raw events, or None). None when start is on the hour, the window ends
     inside that hour, or the hour is not stored with its minutes."""

@@ -35,7 +35,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
 from scbda_assets.kpis import pushdown
-from scbda_assets.timeutil import MINUTE, ceil_minute, floor_hour, floor_minute, utc  # noqa: F401 - MINUTE: rollup.MINUTE
+from scbda_assets.timeutil import MINUTE, ceil_minute, floor_hour, floor_minute, utc  # noqa: F401 (rollup.MINUTE)
 
 ROLLUP = "orders_minute_rollup"
 # The fold's progress lives in the rollup collection itself, so dropping the collection resets both together.
