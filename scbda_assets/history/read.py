@@ -14,7 +14,7 @@ from pymongo.database import Database
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import orders_hourly
 from scbda_assets.history.store import ORDERS_HOURLY, history_database
-from scbda_assets.timeutil import DAY, HOUR, MINUTE, ceil_hour, floor_day, floor_hour
+from scbda_assets.timeutil import DAY, HOUR, MINUTE, ceil_hour, ceil_minute, floor_day, floor_hour
 
 
 SumsOf = Callable[[dt.datetime, dt.datetime], list[dict]]
@@ -98,9 +98,7 @@ def _head_from_minutes(history: Database, start: dt.datetime,
     hour = floor_hour(start)
     if start == hour or ceil_hour(start) > end or hour not in orders_hourly.stored_hours(history, hour, hour + HOUR):
         return None
-    first_minute = start.replace(second=0, microsecond=0)
-    if first_minute < start:
-        first_minute += MINUTE
+    first_minute = ceil_minute(start)
     rows = orders_hourly.requested_since(history, hour, (first_minute - hour) // MINUTE)
     if rows is None:
         return None
