@@ -3,15 +3,22 @@ a few thousand pre-summed rows instead of every order of the window (SPEC §9: K
 
 Maintenance (``fold_new_orders``), once per KPI run, before the window is read:
 
-1. every order with ``ingested_at`` >= the watermark is grouped by (sku_id, dc_id, order minute, ingest minute)
-   and written with ``$merge`` (``whenMatched: "replace"``): whole ingest minutes are recomputed from the orders,
-   so a re-run, or a run after a crash between any two steps, replaces rows with the same sums and never double
-   counts. A late order (written up to 15 min after its order_ts) lands in a new ingest minute, so it is counted
-   once, in its own order minute;
-2. the watermark moves to the start of the newest ingest minute that is sealed: minutes that ended more than
+1. the documents of every ingest minute >= the watermark are counted per minute, from the ``(ingested_at,
+   order_ts)`` index alone (milliseconds, whatever the rate). Only minutes whose count changed since the last fold
+   (new minutes, minutes still being written) are folded again: their orders are grouped by (sku_id, dc_id, order
+   minute, ingest minute) and written with ``$merge``. Before the counts, every fold re-read the whole ``SEAL_GRACE``
+   (the new minute and the one or two before it): at 100x, 450 k orders per tick for 125 k new ones;
+2. a merged row replaces the stored one unless the stored one counts more orders: within a minute the hot store only
+   gains orders, so a fold that saw more is the more complete one, and two folds at once (a scheduled run beside
+   ``scbda kpis``) leave the more complete rows whatever order they finish in. A re-run, or a run after a crash
+   between any two steps, writes the same sums and never double counts. A late order (written up to 15 min after
+   its order_ts) lands in a new ingest minute, so it is counted once, in its own order minute;
+3. the watermark moves to the start of the newest ingest minute that is sealed: minutes that ended more than
    ``SEAL_GRACE`` ago by the wall clock. This assumes a writer's documents are visible within ``SEAL_GRACE`` of
-   the ``ingested_at`` it stamped (the generator stamps a batch just before writing it);
-3. rows of ingest minutes older than ``HORIZON`` (or than a restart, see ``RESTART_BACK``) are pruned (the
+   the ``ingested_at`` it stamped (the generator stamps a batch just before writing it). The counts of the minutes
+   after it are kept with the watermark; a count only ever lags what was folded (it is taken before the fold), so
+   a lagging count costs one more fold, never a missed order;
+4. rows of ingest minutes older than ``HORIZON`` (or than a restart, see ``RESTART_BACK``) are pruned (the
    archive only deletes orders older than its 60-minute safety horizon, and KPI windows are 15 min), and
    ``covered_from`` moves up with them.
 
@@ -53,6 +60,16 @@ INDEXES = [
 ]
 
 
+def ingest_counts_pipeline(since: dt.datetime) -> list[dict]:
+    """Documents per ingest minute >= ``since``, of any shape: a change detector answered from the index alone."""
+    return [{"$match": {"ingested_at": {"$gte": since}}},
+            {"$group": {"_id": {"$dateTrunc": {"date": "$ingested_at", "unit": "minute"}}, "documents": {"$sum": 1}}}]
+
+
+# $merge's whenMatched: keep the stored row when it counts more orders (step 2 of the module docstring).
+KEEP_THE_MORE_COMPLETE = [{"$replaceWith": {"$cond": [{"$gt": ["$orders", "$$new.orders"]}, "$$ROOT", "$$new"]}}]
+
+
 def fold_pipeline(since: dt.datetime, orders_from: dt.datetime | None = None) -> list[dict]:
     """Recompute every ingest minute >= ``since`` (a minute boundary) from the orders and merge it into the rollup.
     Only orders with ``order_ts`` >= ``orders_from`` (the coverage start) are folded: a backfill ingested just now
@@ -69,7 +86,7 @@ def fold_pipeline(since: dt.datetime, orders_from: dt.datetime | None = None) ->
                     **pushdown.order_sums_of_documents()}},
         {"$set": {"sku_id": "$_id.sku_id", "dc_id": "$_id.dc_id", "order_minute": "$_id.order_minute",
                   "ingest_minute": "$_id.ingest_minute"}},
-        {"$merge": {"into": ROLLUP, "on": "_id", "whenMatched": "replace", "whenNotMatched": "insert"}},
+        {"$merge": {"into": ROLLUP, "on": "_id", "whenMatched": KEEP_THE_MORE_COMPLETE, "whenNotMatched": "insert"}},
     ]
 
 
@@ -89,27 +106,36 @@ def window_pipeline(start: dt.datetime, end: dt.datetime) -> list[dict]:
 
 
 def fold_new_orders(db: Database, *, now: dt.datetime) -> dict:
-    """Bring the rollup up to date (steps 1–3 above) at wall time ``now``; returns what it did (logs, benchmark)."""
+    """Bring the rollup up to date (steps 1–4 above) at wall time ``now``; returns what it did (logs, benchmark)."""
     state = db[ROLLUP].find_one({"_id": STATE_ID}) or {}
     since, covered_from = utc(state.get("watermark")), utc(state.get("covered_from"))
     stored_from = covered_from
+    folded_counts = {utc(minute): count for minute, count in (state.get("ingest_counts") or [])}
     if since is None or covered_from is None or since < floor_minute(now - RESTART_BACK):
         # A new rollup, or no run for a while: start (again) at the hour of now − RESTART_BACK; coverage starts
         # there: the live window and the hour in progress of any as-of up to RESTART_BACK old (the history layer
         # reads that hour from here, at any rate), at the cost of folding at most 90 minutes of orders once.
         since = covered_from = floor_hour(now - RESTART_BACK)
+        folded_counts = {}
         db[ROLLUP].create_indexes(INDEXES)
     covered_from = max(covered_from, floor_minute(now - HORIZON))
-    db.orders_fact.aggregate(fold_pipeline(since, covered_from))
+    counts = {utc(doc["_id"]): doc["documents"] for doc in db.orders_fact.aggregate(ingest_counts_pipeline(since))}
+    changed = sorted(minute for minute in counts.keys() | folded_counts.keys()
+                     if counts.get(minute) != folded_counts.get(minute))
+    if changed:
+        db.orders_fact.aggregate(fold_pipeline(changed[0], covered_from))
     watermark = max(since, floor_minute(now - SEAL_GRACE))
+    unsealed = sorted((minute, count) for minute, count in counts.items() if minute >= watermark)
     # Coverage first, rows second: a concurrent reader never trusts rows that are being pruned.
-    db[ROLLUP].update_one({"_id": STATE_ID}, {"$max": {"watermark": watermark, "covered_from": covered_from}},
-                         upsert=True)
+    db[ROLLUP].update_one({"_id": STATE_ID}, {"$max": {"watermark": watermark, "covered_from": covered_from},
+                                             "$set": {"ingest_counts": unsealed}}, upsert=True)
     pruned = 0
     if covered_from != stored_from:  # a round trip saved on most runs (covered_from moves once a minute at most)
         pruned = db[ROLLUP].delete_many({"$or": [{"ingest_minute": {"$lt": covered_from}},
                                                   {"order_minute": {"$lt": covered_from}}]}).deleted_count
-    return {"since": since, "watermark": watermark, "covered_from": covered_from, "pruned": pruned}
+    return {"since": since, "watermark": watermark, "covered_from": covered_from, "pruned": pruned,
+            "folded_from": changed[0] if changed else None,
+            "documents_read": sum(count for minute, count in counts.items() if changed and minute >= changed[0])}
 
 
 def covers(report: dict, start: dt.datetime) -> bool:

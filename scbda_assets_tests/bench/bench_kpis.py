@@ -116,6 +116,7 @@ def _scenario(settings: Settings, label: str, end: dt.datetime) -> list[dict]:
                      f"({outcome.run.history['refresh']['order_hours_from_archive']} from Parquet)"))
     totals, phases = [], {"history": [], "orders_rollup_fold": [], "mongo": [], "spark": []}
     live_rate = HUNDRED_X if label == "30d" else ONE_X
+    folded_documents: list[int] = []
     for i in range(TIMED_RUNS):
         # As in production: one tick per schedule period, and the generator has just written the minute before it
         # (at the live rate), so every tick folds a new minute of orders and reads a growing hour in progress.
@@ -131,6 +132,7 @@ def _scenario(settings: Settings, label: str, end: dt.datetime) -> list[dict]:
             phases[name].append(outcome.run.input_seconds.get(name, 0.0))
         phases["mongo"].append(outcome.run.mongo_seconds)
         phases["spark"].append(outcome.run.spark_seconds)
+        folded_documents.append(outcome.run.input_rows.get("orders_rollup_fold", 0))
     history_reads = phases["history"]
     hours_in_db = history_database(db).command("dbStats")["dataSize"] / 1e6
     stockout = {(r["sku_id"], r["dc_id"]): r for r in outcome.run.results["stockout_risk"].rows}
@@ -142,7 +144,8 @@ def _scenario(settings: Settings, label: str, end: dt.datetime) -> list[dict]:
         _row(f"history_read_in_tick_p50_{label}", round(statistics.median(history_reads), 3), "s", "< 1",
              "refresh of new/late hours + 7/30-day reads"),
         _row(f"rollup_fold_in_tick_p50_{label}", round(statistics.median(phases["orders_rollup_fold"]), 3), "s", "",
-             f"one new minute at {live_rate:g} events/min folded per tick"),
+             f"one new minute at {live_rate:g} events/min per tick; documents read per fold: median "
+             f"{statistics.median(folded_documents):,.0f}, max {max(folded_documents):,}"),
         _row(f"mongo_phase_in_tick_p50_{label}", round(statistics.median(phases["mongo"]), 3), "s", "",
              "fold + live-window pushdowns + history"),
         _row(f"spark_phase_in_tick_p50_{label}", round(statistics.median(phases["spark"]), 3), "s", "",

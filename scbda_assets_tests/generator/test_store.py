@@ -25,6 +25,7 @@ def _winning_stages(plan: dict) -> set[str]:
 
 
 def test_indexes_unique_business_ids_and_event_time(mongo_db):
+    mongo_db.orders_fact.create_index("ingested_at", name="ingested_at")  # what an earlier version created
     store.ensure_indexes(mongo_db)
     store.ensure_indexes(mongo_db)  # idempotent
     for collection, key in (("orders_fact", "order_id"), ("shipments_fact", "shipment_id"),
@@ -35,6 +36,9 @@ def test_indexes_unique_business_ids_and_event_time(mongo_db):
                for spec in mongo_db.orders_fact.index_information().values())
     assert any(spec["key"] == [("sku_id", 1), ("dc_id", 1), ("inventory_ts", 1)]
                for spec in mongo_db.inventory_fact.index_information().values())
+    orders = mongo_db.orders_fact.index_information()
+    assert orders[store.ORDERS_BY_INGESTION]["key"] == [("ingested_at", 1), ("order_ts", 1)]
+    assert "ingested_at" not in orders  # superseded by the compound index: dropped
 
 
 @pytest.mark.parametrize(
