@@ -8,9 +8,9 @@ Maintenance (``fold_new_orders``), once per KPI run, before the window is read:
    (new minutes, minutes still being written) are folded again: their orders are grouped by (sku_id, dc_id, order
    minute, ingest minute) and written with ``$merge``. Before the counts, every fold re-read the whole ``SEAL_GRACE``
    (the new minute and the one or two before it): at 100x, 450 k orders per tick for 125 k new ones;
-2. a merged row replaces the stored one unless the stored one counts more orders: within a minute the hot store only
-   gains orders, so a fold that saw more is the more complete one, and two folds at once (a scheduled run beside
-   ``scbda kpis``) leave the more complete rows whatever order they finish in. A re-run, or a run after a crash
+2. a merged row replaces the stored one unless the stored one counts more orders: writers only insert, so a fold
+   that saw more is the more complete one, and two folds at once (a scheduled run beside ``scbda kpis``) leave the
+   more complete rows whatever order they finish in (an order archived after it was folded stays counted). A re-run, or a run after a crash
    between any two steps, writes the same sums and never double counts. A late order (written up to 15 min after
    its order_ts) lands in a new ingest minute, so it is counted once, in its own order minute;
 3. the watermark moves to the start of the newest ingest minute that is sealed: minutes that ended more than
