@@ -119,6 +119,8 @@ def fold_new_orders(db: Database, *, now: dt.datetime) -> dict:
         folded_counts = {}
         db[ROLLUP].create_indexes(INDEXES)
     covered_from = max(covered_from, floor_minute(now - HORIZON))
+    # (counts a concurrent fold stored for minutes that are sealed by now are no change to look at)
+    folded_counts = {minute: count for minute, count in folded_counts.items() if minute >= since}
     counts = {utc(doc["_id"]): doc["documents"] for doc in db.orders_fact.aggregate(ingest_counts_pipeline(since))}
     changed = sorted(minute for minute in counts.keys() | folded_counts.keys()
                      if counts.get(minute) != folded_counts.get(minute))

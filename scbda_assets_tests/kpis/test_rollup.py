@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -240,3 +243,45 @@ def test_a_less_complete_fold_finishing_last_does_not_undo_a_more_complete_one(m
     window = _from_rollup(mongo_db, minutes_before(15), T)
     assert window[(ATTA, KHI)]["orders"] == 4 and window[(ATTA, KHI)]["units_requested"] == 8
     assert window == _direct(mongo_db, minutes_before(15), T)
+
+
+_FOLD_LOOP = """
+import datetime as dt, sys, pymongo
+from scbda_assets.kpis import rollup
+db = pymongo.MongoClient(sys.argv[1], tz_aware=True)[sys.argv[2]]
+now = dt.datetime.fromisoformat(sys.argv[3])
+rollup.fold_new_orders(db, now=now)
+print("folding", flush=True)
+for _ in range(int(sys.argv[4])):
+    rollup.fold_new_orders(db, now=now)
+"""
+
+
+def test_folds_in_two_processes_while_orders_arrive_count_every_order_once(mongo_db, settings):
+    """The minute schedule and `scbda kpis` folding at once, real processes, while a writer inserts orders into
+    the unsealed minutes: whatever order the merges land in, the rollup ends equal to the direct aggregation."""
+    ensure_indexes(mongo_db)
+    rng = random.Random(20261127)
+    now = T + 30 * SECOND  # every ingest minute below is unsealed at `now`: each fold re-counts them all
+    docs = []
+    for i in range(3000):
+        order_ts = T - dt.timedelta(milliseconds=rng.randint(1, 10 * 60_000))
+        ingested_at = max(order_ts, T - 50 * SECOND) + dt.timedelta(milliseconds=rng.randint(0, 40_000))
+        docs.append(_late(f"o{i}", *rng.choice([(ATTA, KHI), (ATTA, LHE), (MILK, KHI)]), order_ts, ingested_at,
+                          requested=rng.randint(1, 9)))
+    folders = [subprocess.Popen([sys.executable, "-c", _FOLD_LOOP, settings.mongo_uri, settings.mongo_db,
+                                 now.isoformat(), "60"], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        assert [folder.stdout.readline().strip() for folder in folders] == ["folding", "folding"]
+        for wave in range(30):  # inserts interleaved with both processes' folds
+            mongo_db.orders_fact.insert_many(docs[wave * 100:(wave + 1) * 100])
+            time.sleep(0.02)
+        assert [folder.wait(timeout=120) for folder in folders] == [0, 0]
+    finally:
+        for folder in folders:
+            if folder.poll() is None:
+                folder.kill()
+    rollup.fold_new_orders(mongo_db, now=now)  # the next tick
+    expected = _direct(mongo_db, minutes_before(15), T)
+    assert sum(row["orders"] for row in expected.values()) == len(docs)
+    assert _from_rollup(mongo_db, minutes_before(15), T) == expected
