@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import shutil
 import signal
 import subprocess
@@ -16,12 +17,26 @@ from pathlib import Path
 
 from scbda_assets.first_start import seed_if_empty
 from scbda_assets.services import services_up
-from scbda_assets.services.process import port_open, stop_pid
+from scbda_assets.services.process import free_port, port_open, stop_pid
 from scbda_assets.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_APP = REPO_ROOT / "dashboard" / "app.py"
 INSTANCE_TEMPLATE = Path(__file__).with_name("dagster_instance.yaml")
+
+
+RUN_PORTS = ("MONGO", "REDIS", "SPARK", "DAGSTER", "DASHBOARD")
+
+
+def isolated_run_environment(home: Path, **settings: str) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment of a `scbda run` of its own (the soak, the dashboard benchmark, the launcher test): the
+    caller's variables without its SCBDA_* ones, ``home`` as SCBDA_HOME, a free port for every service and UI, then
+    ``settings`` (more SCBDA_* values). Returns it, and the ports by name."""
+    ports = {name: free_port() for name in RUN_PORTS}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SCBDA_")}
+    env.update({f"SCBDA_{name}_PORT": str(port) for name, port in ports.items()})
+    env.update({"SCBDA_HOME": str(home), **settings})
+    return env, ports
 
 
 def prepare_dagster_home(settings: Settings) -> Path:

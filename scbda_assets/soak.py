@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,7 +28,8 @@ from pymongoarrow.api import Schema, find_arrow_all
 
 from scbda_assets.contract import SPECS
 from scbda_assets.services import services_down, services_up
-from scbda_assets.services.process import free_port, port_open
+from scbda_assets.launcher import isolated_run_environment
+from scbda_assets.services.process import port_open
 from scbda_assets.settings import Settings
 from scbda_assets.timeutil import parse_iso
 
@@ -43,17 +43,6 @@ class Sample:
     mongo_data_mb: float
     archived_mb: float
     rss_mb: dict[str, float]
-
-
-def _soak_env(home: Path, rate: float, threshold_mb: float) -> dict[str, str]:
-    env = {
-        "SCBDA_HOME": str(home),
-        "SCBDA_EVENTS_PER_MINUTE": str(rate),
-        "SCBDA_ARCHIVE_THRESHOLD_MB": str(threshold_mb),
-    }
-    for name in ("MONGO", "REDIS", "SPARK", "DAGSTER", "DASHBOARD"):
-        env[f"SCBDA_{name}_PORT"] = str(free_port())
-    return env
 
 
 def _process_tree_rss(root_pid: int, service_pids: dict[str, int]) -> dict[str, float]:
@@ -215,11 +204,12 @@ def loss_report(settings: Settings, generated: dict[str, int]) -> dict:
 def run_soak(minutes: float, rate: float, threshold_mb: float, base_home: Path, sample_seconds: float = 15.0,
              history_minutes: int = 90) -> dict:
     home = base_home / f"soak-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-    env = _soak_env(home, rate, threshold_mb)
+    env, _ = isolated_run_environment(home, SCBDA_EVENTS_PER_MINUTE=str(rate),
+                                      SCBDA_ARCHIVE_THRESHOLD_MB=str(threshold_mb))
     embedded = Settings.from_env(env)  # what services_down needs: the services as embedded, not as explicit URIs
     endpoints, _ = services_up(embedded)
     settings = Settings.from_env({**env, **endpoints})
-    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}, **env, **endpoints}
+    full_env = {**env, **endpoints}
     started = time.monotonic()
     try:
         from scbda_assets.generator.backfill import backfill

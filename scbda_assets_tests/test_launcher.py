@@ -4,7 +4,6 @@ process it started, even when it was launched in the background with SIGINT/SIGT
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scbda_assets.services.process import free_port, port_open
+from scbda_assets.launcher import isolated_run_environment
+from scbda_assets.services.process import port_open
 
 
 def _wait(predicate, timeout: float, step: float = 0.5) -> bool:
@@ -45,11 +45,8 @@ def _ignore_signals():
 
 @pytest.mark.slow
 def test_run_starts_everything_and_a_signal_stops_it_all(tmp_path):
-    ports = {name: free_port() for name in ("MONGO", "REDIS", "SPARK", "DAGSTER", "DASHBOARD")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCBDA_")}
-    env.update({f"SCBDA_{name}_PORT": str(port) for name, port in ports.items()})
-    env["SCBDA_HOME"] = str(tmp_path / "home")
-    env["SCBDA_SEED_DAYS"] = str(5 / 1440)  # a first start seeds the empty store: 5 minutes here, 2 days by default
+    # a first start seeds the empty store: 5 minutes here, 2 days by default
+    env, ports = isolated_run_environment(tmp_path / "home", SCBDA_SEED_DAYS=str(5 / 1440))
     log = open(tmp_path / "run.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "scbda_assets.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,

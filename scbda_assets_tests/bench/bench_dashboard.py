@@ -27,7 +27,7 @@ import redis
 
 from dashboard import data
 from scbda_assets.contract import HISTORY_STREAM, LAST_UPDATE_KEY
-from scbda_assets.services.process import free_port
+from scbda_assets.launcher import isolated_run_environment
 from scbda_assets_tests.dashboard import snapshots
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -132,10 +132,7 @@ def _running_pipeline(folder: Path):
     """`scbda run` in its own state folder and ports, as a user starts it (first-start seed, dagster dev with the
     generator and KPI schedules, the dashboard); yields the dashboard's URL and a Redis client once it has settled
     (``_settled``); Ctrl-C (SIGINT to its process group) stops everything it started."""
-    ports = {name: free_port() for name in ("MONGO", "REDIS", "SPARK", "DAGSTER", "DASHBOARD")}
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SCBDA_")}
-    env.update({f"SCBDA_{name}_PORT": str(port) for name, port in ports.items()})
-    env.update({"SCBDA_HOME": str(folder / ".scbda"), "SCBDA_SEED_DAYS": str(PIPELINE_SEED_DAYS)})
+    env, ports = isolated_run_environment(folder / ".scbda", SCBDA_SEED_DAYS=str(PIPELINE_SEED_DAYS))
     run = subprocess.Popen([str(Path(sys.executable).parent / "scbda"), "run"], cwd=REPO_ROOT, env=env,
                            stdout=(folder / "run.log").open("wb"), stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, start_new_session=True)
