@@ -10,9 +10,10 @@ Maintenance (``fold_new_orders``), once per KPI run, before the window is read:
    (the new minute and the one or two before it): at 100x, 450 k orders per tick for 125 k new ones;
 2. a merged row replaces the stored one unless the stored one counts more orders: writers only insert, so a fold
    that saw more is the more complete one, and two folds at once (a scheduled run beside ``scbda kpis``) leave the
-   more complete rows whatever order they finish in (an order archived after it was folded stays counted). A re-run, or a run after a crash
-   between any two steps, writes the same sums and never double counts. A late order (written up to 15 min after
-   its order_ts) lands in a new ingest minute, so it is counted once, in its own order minute;
+   more complete rows whatever order they finish in (an order archived after it was folded stays counted). A
+   re-run, or a run after a crash between any two steps, writes the same sums and never double counts. A late
+   order (written up to 15 min after its order_ts) lands in a new ingest minute, so it is counted once, in its own
+   order minute;
 3. the watermark moves to the start of the newest ingest minute that is sealed: minutes that ended more than
    ``SEAL_GRACE`` ago by the wall clock. This assumes a writer's documents are visible within ``SEAL_GRACE`` of
    the ``ingested_at`` it stamped (the generator stamps a batch just before writing it). The counts of the minutes

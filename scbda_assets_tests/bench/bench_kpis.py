@@ -120,7 +120,6 @@ def _scenario(settings: Settings, label: str, end: dt.datetime) -> list[dict]:
     for i in range(TIMED_RUNS):
         # As in production: one tick per schedule period, and the generator has just written the minute before it
         # (at the live rate), so every tick folds a new minute of orders and reads a growing hour in progress.
-        # (Back-to-back ticks would each re-fold every minute written in the last SEAL_GRACE: 5 minutes at 100×.)
         period_started = time.monotonic()
         as_of = end + dt.timedelta(minutes=i + 1)
         backfill(settings, minutes=1, rate=live_rate, end=as_of, seed=SEED + 100 + i, progress=False)
