@@ -124,7 +124,7 @@ def archive_range(
         manifest = mf.new_manifest(batch_id, created_at=now, start=start, cutoff=cutoff,
                                    collections=list(collections))
         lease.ensure_held()
-        store.write_text_atomically(f"{INCOMPLETE_DIR}/{batch_id}", batch_id)
+        store.ensure_text(f"{INCOMPLETE_DIR}/{batch_id}", batch_id)
         manifest_store.write_manifest(store, manifest)
         catalog.record(db, store, manifest)
         manifest = run_batch(db, spark, store, manifest, checkpoint=checkpoint, delete_chunk=delete_chunk,

@@ -47,7 +47,7 @@ def stage_selection(db: Database, store: ArchiveStore, spec: CollectionSpec, sta
     the client's BSON → Arrow decoding, which holds the GIL (one cursor alternates between them).
     """
     slices = split_range(db, spec, start, cutoff, cutoff, streams or SELECT_STREAMS, min_documents=min_slice_documents)
-    store.fs.create_dir(store.path(input_dir), recursive=True)
+    store.create_dir(input_dir)
 
     def stage(index: int) -> Staged:
         """Write one slice, keeping each chunk's ids and figures, not its rows."""
