@@ -21,7 +21,7 @@ START = DATA_START
 END = dt.datetime(2026, 11, 20, 11, 0, tzinfo=dt.UTC)
 
 
-class Crash(Exception):
+class Crash(BaseException):  # a process death, not an error recovery handles
     pass
 
 
@@ -59,7 +59,8 @@ def test_archives_eligible_hours_with_spec_layout_and_manifest(mongo_db, spark, 
         assert folder.startswith("orders_fact/event_date=2026-11-20/hour=")
         assert name.startswith(f"part-{manifest['batch_id']}-") and name.endswith(".parquet")
     versions = manifest_store.versions(store, manifest["batch_id"])
-    assert [path for _, path in versions] == [f"_manifests/{manifest['batch_id']}.2.json"]  # pending, verified, complete
+    # pending, verified, complete: the last two kept (the fallback), named with the writer's lease epoch
+    assert [path for _, path in versions] == [f"_manifests/{manifest['batch_id']}.{seq}.e1.json" for seq in (2, 1)]
     on_disk = json.loads(store.read_text(versions[0][1]))
     assert on_disk["status"] == mf.COMPLETE
     assert {"batch_id", "created_at", "cutoff", "status", "collections"} <= set(on_disk)
