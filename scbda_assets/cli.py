@@ -231,13 +231,16 @@ def sql(query, as_json, as_csv) -> None:
 @click.option("--dry-run", is_flag=True, help="Only print what would be archived.")
 @click.option("--status", "show_status", is_flag=True,
               help="Print the archive's status (documents, bytes, event times, last runs, incomplete batches).")
+@click.option("--retry-parked", is_flag=True, help="Retry the batches parked after failed recoveries.")
 @_one_line_errors
-def archive(dry_run, show_status) -> None:
+def archive(dry_run, show_status, retry_parked) -> None:
     """Run the archival policy once; print what was (or would be) archived, or the archive's status.
 
-    Exit 4 ("busy"): another archive writer holds the archive lease; nothing was changed."""
+    Exit 4 ("busy"): another archive writer holds the archive lease (or took it over: this run was fenced off);
+    nothing was changed. Exit 3: an incomplete batch could not be finished (it is retried, parked after a few)."""
     from scbda_assets.archive.lease import ArchiveBusy, LeaseLost
     from scbda_assets.archive.cli import archive_once, status_once
+    from scbda_assets.archive.protocol import RecoveryFailed
 
     if dry_run and show_status:
         _fail("--dry-run and --status cannot be combined: choose one", EXIT_CONFIG)
@@ -248,9 +251,11 @@ def archive(dry_run, show_status) -> None:
         _print_json(status)
         return
     try:
-        summary = archive_once(_settings(), dry_run=dry_run)
+        summary = archive_once(_settings(), dry_run=dry_run, retry_parked=retry_parked)
     except (ArchiveBusy, LeaseLost) as exc:
         _fail(str(exc), EXIT_BUSY)
+    except RecoveryFailed as exc:
+        _fail(str(exc), EXIT_SERVICE)
     _print_json(summary)
 
 

@@ -1,6 +1,6 @@
 """Archive paths (SPEC §8), identical on ``file://`` and ``hdfs://``; all relative to the archive root.
 
-    <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-e<epoch>-NNNNN.snappy.parquet   committed
+    <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-e<epoch>-<spark part>.parquet   committed
     <root>/_manifests/<batch_id>.<N>.e<epoch>.json                    manifest versions (manifest_store.py)
     <root>/_staging/<batch_id>/e<epoch>/<collection>/event_date=…/hour=…/part-*.parquet
         one attempt's files (the attempt = the lease epoch of its writer) until the commit moves them into the hour
@@ -36,6 +36,16 @@ def part_prefix(batch_id: str) -> str:
 def part_file(collection: str, partition: str, batch_id: str, seq: int, epoch: int = 0) -> str:
     attempt = f"e{epoch}-" if epoch else ""
     return f"{collection}/{partition}/{part_prefix(batch_id)}{attempt}{seq:05d}.snappy.parquet"
+
+
+def attempt_part_file(collection: str, partition: str, batch_id: str, epoch: int, spark_name: str) -> str:
+    """The final name of one of Spark's staged files: a function of the staged file alone (Spark's names are unique
+    within its job), so the mapping stays known after part of a commit moved some files."""
+    return f"{collection}/{partition}/{part_prefix(batch_id)}e{epoch}-{spark_name.removeprefix('part-')}"
+
+
+def attempt_part_prefix(batch_id: str, epoch: int) -> str:
+    return f"{part_prefix(batch_id)}e{epoch}-"
 
 
 def manifest_file(batch_id: str) -> str:

@@ -102,9 +102,14 @@ def write_manifest(store: ArchiveStore, manifest: dict, epoch: int = 0) -> str:
     seq = max((s for s, _ in older), default=-1) + 1
     target = version_file(batch_id, seq, epoch)
     store.write_new_text(target, mf.dumps({**manifest, "epoch": epoch}))
+    prune(store, batch_id)
+    return target
+
+
+def prune(store: ArchiveStore, batch_id: str) -> None:
+    """Keep the two top-ranked versions (a crash between a publish and this leaves one more; the next run prunes)."""
     for _, path in versions(store, batch_id)[KEEP_VERSIONS:]:
         store.delete_file(path)
-    return target
 
 
 def delete_manifest(store: ArchiveStore, batch_id: str) -> None:

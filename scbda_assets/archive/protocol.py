@@ -39,8 +39,9 @@ from scbda_assets.archive.catalog import read_ids
 from scbda_assets.archive.lease import ArchiveBusy, ArchiveLease, LeaseLost, durable, new_owner
 from scbda_assets.archive.manifest_store import ManifestUnreadable
 from scbda_assets.archive.reader import decode_id
-from scbda_assets.archive.schema import SPECS, SPECS_BY_COLLECTION, CollectionSpec
+from scbda_assets.archive.schema import ID_COLUMN, SPECS, SPECS_BY_COLLECTION, CollectionSpec
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.errors import first_line
 from scbda_assets.timeutil import floor_hour, parse_iso
 
 # called after each step: "opened", "written", "verified", "manifest", "deleted_chunk", "deleted", "committed",
@@ -116,6 +117,7 @@ def archive_range(
     checkpoint: Checkpoint = _no_checkpoint,
     delete_chunk: int = DELETE_CHUNK,
     lease: ArchiveLease | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict | None:
     """Archive the eligible documents of [start, end) as one new batch; returns its manifest (None: nothing to do).
 
@@ -123,7 +125,7 @@ def archive_range(
     once (``frozen_cutoff``); the same cutoff selects and bounds the delete.
     """
     with _Held(db, lease, "archive_range") as lease:
-        recover(db, spark, store, checkpoint=checkpoint, delete_chunk=delete_chunk, lease=lease)
+        recover(db, spark, store, checkpoint=checkpoint, delete_chunk=delete_chunk, lease=lease, log=log)
         cutoff = frozen_cutoff(db, end=end, now=now, safety_minutes=safety_minutes)
         window = outside_blocked(start, cutoff, stuck.blocked_windows(db, store))
         if window is None:
@@ -175,6 +177,7 @@ def recover(db: Database, spark, store: ArchiveStore, *, checkpoint: Checkpoint 
     log = log or (lambda line: None)
     with _Held(db, lease, "recovery") as lease:
         parked = stuck.parked_ids(db, store)
+        _remove_unreferenced_staging(store, lease)
         for marker in store.list_files(INCOMPLETE_DIR):
             batch_id = marker.rsplit("/", 1)[-1]
             if not layout.is_batch_id(batch_id) or batch_id in parked:
@@ -194,8 +197,16 @@ def recover(db: Database, spark, store: ArchiveStore, *, checkpoint: Checkpoint 
                     lease.fence()
                     _abandon(db, store, batch_id, f"{exc}; it never reached verified")
                     continue
-                failed.append(_failed(db, store, batch_id, exc, log))
-                continue
+                try:
+                    manifest = _finish_rebuilt(db, spark, store, batch_id, checkpoint, delete_chunk, lease)
+                except (ArchiveBusy, LeaseLost):
+                    raise
+                except Exception as again:
+                    failed.append(_failed(db, store, batch_id, again, log))
+                    continue
+                if manifest is None:
+                    failed.append(_failed(db, store, batch_id, exc, log))
+                    continue
             except Exception as exc:  # a poison batch: counted, retried, parked; the other batches go on
                 failed.append(_failed(db, store, batch_id, exc, log))
                 continue
@@ -206,6 +217,82 @@ def recover(db: Database, spark, store: ArchiveStore, *, checkpoint: Checkpoint 
         raise RecoveryFailed("; ".join(f"batch {r['_id']} not finished (attempt {r['failures']} of "
                                        f"{stuck.PARK_AFTER}): {r['last_error']}" for r in retry))
     return finished
+
+
+def _finish_rebuilt(db: Database, spark, store: ArchiveStore, batch_id: str, checkpoint: Checkpoint,
+                    delete_chunk: int, lease: ArchiveLease) -> dict | None:
+    """An unreadable ``verified`` over a readable ``pending``: rebuilt from the attempt's own files, then finished."""
+    manifest = rebuild_verified(store, batch_id)
+    if manifest is None:
+        return None
+    lease.fence()
+    manifest_store.write_manifest(store, manifest, lease.epoch)
+    catalog.record(durable(db), store, manifest)
+    return run_batch(db, spark, store, manifest, checkpoint=checkpoint, delete_chunk=delete_chunk, lease=lease)
+
+
+def rebuild_verified(store: ArchiveStore, batch_id: str) -> dict | None:
+    """The ``verified`` manifest of a batch whose newest version cannot be read, rebuilt from what is certain: the
+    readable ``pending`` version before it (range, cutoff, collections) and the files of the attempt that wrote the
+    unreadable version (its epoch is in its name) — still staged, or already moved by an interrupted commit.
+
+    Sound because a version >= 1 is never ``pending`` and is published (durably, under a new name) only after that
+    attempt's files were verified, and nothing but the commit changes an attempt's files afterwards. None when the
+    versions do not have that shape (then the batch is retried and reported)."""
+    candidates = manifest_store.versions(store, batch_id)
+    if len(candidates) < 2:
+        return None
+    top_seq, top_path = candidates[0]
+    epoch = manifest_store.parse_name(top_path)[2]
+    try:
+        pending = mf.loads(store.read_text(candidates[1][1]))
+    except (ValueError, OSError, KeyError, UnicodeDecodeError):
+        return None
+    if top_seq == 0 or epoch == 0 or pending["status"] != mf.PENDING:
+        return None
+    start, cutoff = parse_iso(pending["start"]), parse_iso(pending["cutoff"])
+    manifest = {**pending, "status": mf.VERIFIED, "rebuilt_from": top_path, "collections": {}}
+    for name in pending["collections"]:
+        spec = SPECS_BY_COLLECTION[name]
+        staged, final, _ = staging.staged_parts(store, name, batch_id, epoch, layout.attempt_dir(batch_id, epoch, name))
+        where = dict(zip(final, staged))
+        for path in staging.committed_parts(store, name, batch_id, epoch, start, cutoff):
+            where.setdefault(path, path)
+        files = sorted(where)
+        sources = [where[path] for path in files]
+        table = _read_columns(store, sources, [ID_COLUMN, spec.event_field, "raw_json"])
+        ids = table[ID_COLUMN].combine_chunks() if table.num_rows else pa.array([], pa.string())
+        if len(pc.unique(ids)) != len(ids):
+            raise ArchiveVerificationError(f"{name}: the files of attempt e{epoch} hold an id twice; nothing deleted")
+        times = [v.as_py() for v in pc.min_max(table[spec.event_field]).values() if v.is_valid] if table.num_rows \
+            else []
+        manifest["collections"][name] = {
+            **mf.collection_entry(
+                record_count=table.num_rows,
+                malformed_count=table.num_rows - table["raw_json"].null_count if table.num_rows else 0,
+                min_event_ts=min(times, default=None), max_event_ts=max(times, default=None),
+                partitions=sorted({path.split("/", 1)[1].rsplit("/", 1)[0] for path in files}), files=files,
+                bytes_written=sum(store.size(path) for path in sources), source_bytes=0),
+            "staged": sources}
+    return manifest
+
+
+def _read_columns(store: ArchiveStore, files: list[str], columns: list[str]) -> pa.Table:
+    import pyarrow.dataset as ds
+
+    if not files:
+        return pa.table({})
+    return ds.dataset([store.path(p) for p in files], filesystem=store.fs, format="parquet").to_table(columns=columns)
+
+
+def _remove_unreferenced_staging(store: ArchiveStore, lease: ArchiveLease) -> None:
+    """Staging folders of batches no longer marked incomplete: what a fenced-off attempt wrote after the batch was
+    finished without it (a batch is marked before anything is staged for it, and unmarked only once complete)."""
+    markers = {path.rsplit("/", 1)[-1] for path in store.list_files(INCOMPLETE_DIR)}
+    for batch_id in store.list_dirs(layout.STAGING_DIR):
+        if layout.is_batch_id(batch_id) and batch_id not in markers:
+            lease.fence()
+            store.delete_dir(layout.staging_dir(batch_id))
 
 
 def _failed(db: Database, store: ArchiveStore, batch_id: str, exc: BaseException, log) -> dict:
@@ -229,7 +316,16 @@ def run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, *, check
               delete_chunk: int = DELETE_CHUNK, lease: ArchiveLease | None = None) -> dict:
     """Take one batch from whatever status it is in to ``complete`` (under the archive lease)."""
     with _Held(db, lease, "run_batch") as lease:
-        return _run_batch(db, spark, store, manifest, checkpoint, delete_chunk, lease)
+        try:
+            return _run_batch(db, spark, store, manifest, checkpoint, delete_chunk, lease)
+        except Exception as exc:
+            # A writer that lost its lease may fail anywhere (its staging removed under Spark by the new holder's
+            # clean-up): what it has to say is that it was fenced off, in one line.
+            try:
+                lease.fence()
+            except LeaseLost as lost:
+                raise LeaseLost(f"{lost} (then: {first_line(exc)})") from None
+            raise
 
 
 def _run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, checkpoint: Checkpoint, delete_chunk: int,
@@ -286,6 +382,7 @@ def _run_batch(db: Database, spark, store: ArchiveStore, manifest: dict, checkpo
     for name, entry in manifest["collections"].items():
         staging.remove_orphans(store, name, batch_id, entry["partitions"], entry["files"])
     store.delete_dir(layout.staging_dir(batch_id))
+    manifest_store.prune(store, batch_id)
     store.delete_file(f"{INCOMPLETE_DIR}/{batch_id}")
     return manifest
 

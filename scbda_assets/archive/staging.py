@@ -87,16 +87,29 @@ def spark_write(spark, store: ArchiveStore, spec: CollectionSpec, input_dir: str
 def staged_parts(store: ArchiveStore, collection: str, batch_id: str, epoch: int,
                  staging: str) -> tuple[list[str], list[str], list[str]]:
     """Spark's files in this attempt's ``staging`` folder and the names they get in the hour folders at commit
-    (``part-<batch_id>-e<epoch>-NNNNN``); returns (staged, final, partitions), staged[i] → final[i]."""
-    staged, final, sequence = [], [], {}
+    (``layout.attempt_part_file``); returns (staged, final, partitions), staged[i] → final[i]."""
+    staged, final, partitions = [], [], set()
     for spark_file in store.list_files(staging, prefix="part-", recursive=True):
         if not spark_file.endswith(".parquet"):
             continue
-        partition = spark_file[len(staging) + 1 :].rsplit("/", 1)[0]
-        sequence[partition] = sequence.get(partition, -1) + 1
+        partition, name = spark_file[len(staging) + 1 :].rsplit("/", 1)
+        partitions.add(partition)
         staged.append(spark_file)
-        final.append(layout.part_file(collection, partition, batch_id, sequence[partition], epoch))
-    return staged, final, sorted(sequence)
+        final.append(layout.attempt_part_file(collection, partition, batch_id, epoch, name))
+    return staged, final, sorted(partitions)
+
+
+def committed_parts(store: ArchiveStore, collection: str, batch_id: str, epoch: int, start: dt.datetime,
+                    cutoff: dt.datetime) -> list[str]:
+    """Files an interrupted commit of attempt ``epoch`` already moved into the hour folders (a batch's files only
+    live in days of its range; the day folders that exist are listed, not every day of a range from year 1)."""
+    first, last = f"event_date={start.date().isoformat()}", f"event_date={cutoff.date().isoformat()}"
+    found = []
+    for day in store.list_dirs(collection):
+        if first <= day <= last:
+            found += store.list_files(f"{collection}/{day}", prefix=layout.attempt_part_prefix(batch_id, epoch),
+                                      recursive=True)
+    return found
 
 
 class CommitError(RuntimeError):

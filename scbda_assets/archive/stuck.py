@@ -23,7 +23,7 @@ PARK_AFTER = 3
 
 def record_failure(db: Database, store: ArchiveStore, batch_id: str, error: BaseException) -> dict:
     """Count one failed recovery of ``batch_id``; returns its record (``parked`` once it failed PARK_AFTER times)."""
-    window = _catalog_window(db, store, batch_id)
+    window = catalog_window(db, store, batch_id)
     doc = db[RECOVERY_COLLECTION].find_one_and_update(
         {"_id": batch_id},
         [{"$set": {"root": store.root_uri, "failures": {"$add": [{"$ifNull": ["$failures", 0]}, 1]},
@@ -63,7 +63,7 @@ def blocked_windows(db: Database, store: ArchiveStore) -> list[tuple[dt.datetime
     return windows
 
 
-def _catalog_window(db: Database, store: ArchiveStore, batch_id: str) -> tuple[str, str] | None:
+def catalog_window(db: Database, store: ArchiveStore, batch_id: str) -> tuple[str, str] | None:
     for summary in catalog.batches(db, store):
         if summary["_id"] == batch_id and summary.get("start") and summary.get("cutoff"):
             return summary["start"], summary["cutoff"]

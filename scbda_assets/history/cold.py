@@ -15,16 +15,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from scbda_assets.archive import layout
+from scbda_assets.archive import layout, staging
 from scbda_assets.archive.storage import ArchiveStore
 
 RAW_COLUMN = "raw_json"
 
 
 def hour_files(store: ArchiveStore | None, collection: str, hour: dt.datetime) -> list[str]:
+    """The hour's committed files, and the staged files of a verified batch (already deleted from MongoDB, not yet
+    moved in: without them a KPI would dip between the delete and the commit; staging is listed first)."""
     if store is None:
         return []
-    return [path for path in store.list_files(layout.hour_dir(collection, hour)) if path.endswith(".parquet")]
+    staged = staging.visible_staged_files(store, collection, hour)
+    return staged + [path for path in store.list_files(layout.hour_dir(collection, hour)) if path.endswith(".parquet")]
 
 
 def read_files(store: ArchiveStore, files: list[str], columns: list[str], schema: pa.Schema) -> pa.Table:
