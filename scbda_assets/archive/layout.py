@@ -33,11 +33,6 @@ def part_prefix(batch_id: str) -> str:
     return f"part-{batch_id}-"
 
 
-def part_file(collection: str, partition: str, batch_id: str, seq: int, epoch: int = 0) -> str:
-    attempt = f"e{epoch}-" if epoch else ""
-    return f"{collection}/{partition}/{part_prefix(batch_id)}{attempt}{seq:05d}.snappy.parquet"
-
-
 def attempt_part_file(collection: str, partition: str, batch_id: str, epoch: int, spark_name: str) -> str:
     """The final name of one of Spark's staged files: a function of the staged file alone (Spark's names are unique
     within its job), so the mapping stays known after part of a commit moved some files."""

@@ -1,14 +1,15 @@
 """The archive lease (SPEC §8.7): one archive writer at a time, whoever starts it.
 
 One document ``{_id: "archive"}`` in the MongoDB collection ``archive_lease`` (MongoDB is the arbiter every writer
-already shares; the document is ~200 bytes, nothing next to the size archival measures). A writer takes it with one
-``findOneAndUpdate`` that only matches when the lease is free, expired or already its own, and keeps it with a
-heartbeat thread. Expiry is judged by the server's clock (``$$NOW``), so writers on hosts with different clocks agree.
+already shares; the document is ~300 bytes, nothing next to the size archival measures). A writer takes it with one
+``findOneAndUpdate`` that only matches when the lease is free, expired, or held by a process of this host that is
+gone, and keeps it with a heartbeat thread. Expiry is judged by the server's clock (``$$NOW``), so writers on hosts with different clocks agree.
 
 Fencing (SPEC §8.10; Chubby's sequencers, Kafka's leader epochs in KIP-405): every take-over increments the
 document's ``epoch`` (also when the same owner takes it again after expiry). A writer's epoch is its fencing token:
-``fence()`` — called right before every irreversible step — succeeds only while the document still carries this
-writer's owner *and* epoch and is unexpired, and attempts name their files and manifest versions with the epoch, so a
+``fence()``, called right before every irreversible step, succeeds only while the document still carries this
+writer's owner *and* epoch (a conditional, journaled write that also renews it: a lease that expired but was not
+taken over is still this writer's, nobody else can have acted), and attempts name their files and manifest versions with the epoch, so a
 writer resumed after a pause past its TTL stops at its next step and can only have added files nothing references.
 
 A holder on this very host whose process is gone (pid absent, or reused by a process started later) is taken over at
@@ -214,31 +215,33 @@ class ArchiveLease:
     def _mine(self) -> dict:
         return {"_id": LEASE_ID, "owner": self.owner, "epoch": self.epoch}
 
+    def _renew(self, collection) -> bool:
+        """Extend the lease if it still carries this owner and epoch — also after it expired, if nobody took it over
+        meanwhile (a take-over increments the epoch, so nothing can have been done by another writer)."""
+        ttl_ms = int(self.ttl_s * 1000)
+        return bool(collection.update_one(
+            self._mine(), [{"$set": {"heartbeat_at": "$$NOW", "fenced_at": "$$NOW",
+                                     "expires_at": {"$add": ["$$NOW", ttl_ms]}}}]).matched_count)
+
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):
             try:
-                renewed = self.db[LEASE_COLLECTION].update_one(
-                    {**self._mine(), "$expr": {"$gt": ["$expires_at", "$$NOW"]}},
-                    [{"$set": {"heartbeat_at": "$$NOW", "expires_at": {"$add": ["$$NOW", int(self.ttl_s * 1000)]}}}],
-                ).matched_count
-            except Exception as exc:  # a failed renewal is retried; fence() judges by the expiry the server knows
+                renewed = self._renew(self.db[LEASE_COLLECTION])
+            except Exception as exc:  # a failed renewal is retried; fence() asks the server again
                 self._last_error = exc
                 continue
             if not renewed:
-                self._lost = "the lease expired or was taken over by another writer"
+                self._lost = "the lease was taken over by another writer (a higher epoch)"
                 return
 
     def fence(self) -> None:
-        """Raise LeaseLost unless this writer's epoch is still the lease's and unexpired (checked on the server, with
-        a journaled conditional write: a take-over after it has a higher epoch). Call right before each irreversible
-        step."""
+        """Raise LeaseLost unless the lease still carries this writer's owner and epoch — a journaled conditional
+        write on the server, which also renews it; a take-over after it has a higher epoch and fails the next
+        fence. Call right before each irreversible step."""
         if not self.held:
             raise LeaseLost("archive lease not held")
-        if self._lost is None:
-            result = durable(self.db)[LEASE_COLLECTION].update_one(
-                {**self._mine(), "$expr": {"$gt": ["$expires_at", "$$NOW"]}}, [{"$set": {"fenced_at": "$$NOW"}}])
-            if result.matched_count == 0:
-                self._lost = "the lease expired or was taken over (no heartbeat within its TTL)"
+        if self._lost is None and not self._renew(durable(self.db)[LEASE_COLLECTION]):
+            self._lost = "the lease was taken over by another writer after it expired (a higher epoch)"
         if self._lost is not None:
             raise LeaseLost(f"archive lease lost by {self.owner} (epoch {self.epoch}): {self._lost}; "
                             f"stopped before the next step")

@@ -186,7 +186,8 @@ def recover(db: Database, spark, store: ArchiveStore, *, checkpoint: Checkpoint 
                 manifest = manifest_store.read_manifest(store, batch_id)
                 lease.fence()
                 if manifest is None:
-                    _abandon(db, store, batch_id, "crashed before its pending manifest: nothing was written for it")
+                    _abandon(db, store, batch_id, "crashed before its pending manifest: nothing was written for it",
+                             log)
                     continue
                 manifest = run_batch(db, spark, store, manifest, checkpoint=checkpoint, delete_chunk=delete_chunk,
                                      lease=lease)
@@ -195,7 +196,7 @@ def recover(db: Database, spark, store: ArchiveStore, *, checkpoint: Checkpoint 
             except ManifestUnreadable as exc:
                 if exc.abandonable:  # only version 0 (pending) ever existed: nothing deleted, nothing committed
                     lease.fence()
-                    _abandon(db, store, batch_id, f"{exc}; it never reached verified")
+                    _abandon(db, store, batch_id, f"{exc}; it never reached verified", log)
                     continue
                 try:
                     manifest = _finish_rebuilt(db, spark, store, batch_id, checkpoint, delete_chunk, lease)
@@ -303,8 +304,9 @@ def _failed(db: Database, store: ArchiveStore, batch_id: str, exc: BaseException
     return record
 
 
-def _abandon(db: Database, store: ArchiveStore, batch_id: str, why: str) -> None:
+def _abandon(db: Database, store: ArchiveStore, batch_id: str, why: str, log) -> None:
     """A batch that provably deleted nothing and committed nothing: its traces go, MongoDB still has its rows."""
+    log(f"archive batch {batch_id} dropped: {why}; its rows are still in MongoDB and go into the next batch")
     store.delete_dir(layout.staging_dir(batch_id))
     manifest_store.delete_manifest(store, batch_id)
     catalog.forget(db, batch_id)

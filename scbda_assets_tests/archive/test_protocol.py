@@ -179,8 +179,9 @@ def test_nothing_eligible_before_the_horizon_writes_nothing(mongo_db, spark, sto
 def test_layout_paths():
     hour = dt.datetime(2026, 1, 2, 3, tzinfo=dt.UTC)
     assert layout.hour_dir("orders_fact", hour) == "orders_fact/event_date=2026-01-02/hour=03"
-    assert layout.part_file("orders_fact", "event_date=2026-01-02/hour=03", "B", 1) == (
-        "orders_fact/event_date=2026-01-02/hour=03/part-B-00001.snappy.parquet")
+    assert layout.attempt_part_file("orders_fact", "event_date=2026-01-02/hour=03", "B", 7,
+                                    "part-00001-f00d-c000.snappy.parquet") == (
+        "orders_fact/event_date=2026-01-02/hour=03/part-B-e7-00001-f00d-c000.snappy.parquet")
     assert layout.manifest_file("B") == "_manifests/B.json"
     assert layout.partition_key(hour) == "2026-01-02-03:00"
     assert layout.hour_of_partition_key("2026-01-02-03:00") == hour
