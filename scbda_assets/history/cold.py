@@ -5,6 +5,9 @@
 Only well-formed archived documents (``raw_json`` null) are returned: malformed ones are skipped, as the KPIs skip
 them in MongoDB. Several files of one hour may hold the same id (a batch re-run after a crash, a hand-over): the
 callers de-duplicate by business id.
+
+A file that cannot be read (truncated, not Parquet, unreadable) is quarantined (``archive.quarantine``): moved out
+of its hour folder and recorded, and the read goes on with the other files, so one bad file never stops the KPIs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from scbda_assets.archive import layout
+from scbda_assets.archive import layout, quarantine
 from scbda_assets.archive.storage import ArchiveStore
 
 RAW_COLUMN = "raw_json"
@@ -28,13 +31,28 @@ def hour_files(store: ArchiveStore | None, collection: str, hour: dt.datetime) -
 
 
 def read_files(store: ArchiveStore, files: list[str], columns: list[str], schema: pa.Schema) -> pa.Table:
-    """The well-formed rows of ``files`` with ``columns``, cast to ``schema`` (empty table when none)."""
+    """The well-formed rows of ``files`` with ``columns``, cast to ``schema`` (empty table when none). A file that
+    cannot be read twice in a row is quarantined and left out; one that vanished meanwhile is left out."""
     tables = []
     for path in files:
-        table = pq.read_table(store.path(path), columns=[*columns, RAW_COLUMN], filesystem=store.fs)
-        table = table.filter(pc.is_null(table[RAW_COLUMN])).select(columns)
-        tables.append(table.cast(schema))
+        table = _read_or_quarantine(store, path, [*columns, RAW_COLUMN])
+        if table is not None:
+            tables.append(table.filter(pc.is_null(table[RAW_COLUMN])).select(columns).cast(schema))
     return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _read_or_quarantine(store: ArchiveStore, path: str, columns: list[str]) -> pa.Table | None:
+    error: BaseException | None = None
+    for _ in range(2):  # a second try first: a transient read error is not a reason to move a file
+        try:
+            return pq.read_table(store.path(path), columns=columns, filesystem=store.fs)
+        except FileNotFoundError:
+            return None
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            error = exc
+    if store.exists(path):
+        quarantine.quarantine_file(store, path, error)
+    return None
 
 
 def earliest_hour(store: ArchiveStore | None, collection: str) -> dt.datetime | None:
