@@ -10,6 +10,8 @@ whatever their age, because the archive sensor reads them (archive/jobs.py):
 * the newest failed and the newest busy archive run: the next run key is derived from them (dropping them would
   bring back a key Dagster has seen, and the request would be dropped);
 * every run that recovered a batch still incomplete (``scbda/recovers_batch``): the attempt count of its recovery.
+
+The same sensor sweeps the archive's stray temporary files (``archive.leftovers``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import dagster as dg
 
 from scbda_assets.archive.assets import ARCHIVE_TAGS, OUTCOME_TAG
 from scbda_assets.archive.jobs import FAILED, RECOVERS_TAG
+from scbda_assets.archive.leftovers import clean_temporary_files
 from scbda_assets.archive.protocol import INCOMPLETE_DIR
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.contract.stages import ARCHIVE, GENERATOR, HISTORY, KPIS, QUALITY, stage_tags
+from scbda_assets.errors import first_line
 from scbda_assets.resources import SettingsResource
 
 RETENTION_DAYS = {GENERATOR: 3, KPIS: 3, QUALITY: 3, ARCHIVE: 14, HISTORY: 14}
@@ -88,10 +92,16 @@ def incomplete_batch_ids(store: ArchiveStore) -> set[str] | None:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=f"Deletes finished runs with their event and compute logs: generator, KPI and quality runs after "
     f"{RUN_RETENTION_DAYS} days, archive and history runs after {RETENTION_DAYS[ARCHIVE]} days (keeping what the "
-    f"archive sensor reads), {PURGE_BATCH} per evaluation, so the Dagster storage stays bounded.",
+    f"archive sensor reads), {PURGE_BATCH} per evaluation, so the Dagster storage stays bounded; removes the "
+    "archive's stray temporary files (a crash between write and rename) older than 15 minutes.",
 )
 def dagster_run_retention_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
-    incomplete = incomplete_batch_ids(ArchiveStore(settings.get().archive_uri))
-    deleted = purge_old_runs(context.instance, now=dt.datetime.now(dt.UTC), incomplete_batches=incomplete)
+    now = dt.datetime.now(dt.UTC)
+    store = ArchiveStore(settings.get().archive_uri)
+    deleted = purge_old_runs(context.instance, now=now, incomplete_batches=incomplete_batch_ids(store))
+    try:
+        cleaned = f"; {clean_temporary_files(store, now=now)} stray temporary archive file(s) removed"
+    except OSError as exc:  # the archive's storage not answering is the archive sensor's to report
+        cleaned = f"; temporary archive files not swept: {first_line(exc)}"
     return dg.SkipReason(f"deleted {sum(deleted.values())} finished run(s) past their retention: "
-                         + ", ".join(f"{stage} {count}" for stage, count in deleted.items()))
+                         + ", ".join(f"{stage} {count}" for stage, count in deleted.items()) + cleaned)

@@ -1,6 +1,8 @@
 """Read the Parquet archive through its public layout only (no Dagster; the archive package is used read-only):
 
-    <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/*.parquet        <root>/_manifests/<batch_id>.json
+    <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/*.parquet
+
+(Which hours an archive batch touched comes from the manifest catalog, ``archive.catalog``, never from here.)
 
 Only well-formed archived documents (``raw_json`` null) are returned: malformed ones are skipped, as the KPIs skip
 them in MongoDB. Several files of one hour may hold the same id (a batch re-run after a crash, a hand-over): the
@@ -67,23 +69,6 @@ def earliest_hour(store: ArchiveStore | None, collection: str) -> dt.datetime | 
             if hour_files(store, collection, _hour(date_dir, hour_dir)):
                 return _hour(date_dir, hour_dir)
     return None
-
-
-def manifest_names(store: ArchiveStore | None) -> list[str]:
-    if store is None:
-        return []
-    return [path.rsplit("/", 1)[-1][: -len(".json")] for path in store.list_files(layout.MANIFEST_DIR)
-            if path.endswith(".json")]
-
-
-def read_manifest(store: ArchiveStore, name: str) -> dict | None:
-    """A manifest by batch id; None when it vanished (an empty batch removes its own) or is being replaced."""
-    import json
-
-    try:
-        return json.loads(store.read_text(layout.manifest_file(name)))
-    except (FileNotFoundError, OSError, ValueError):
-        return None
 
 
 def partition_hour(partition: str) -> dt.datetime:
