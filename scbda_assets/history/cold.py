@@ -8,8 +8,9 @@ Only well-formed archived documents (``raw_json`` null) are returned: malformed 
 them in MongoDB. Several files of one hour may hold the same id (a batch re-run after a crash, a hand-over): the
 callers de-duplicate by business id.
 
-A file that cannot be read (truncated, not Parquet, unreadable) is quarantined (``archive.quarantine``): moved out
-of its hour folder and recorded, and the read goes on with the other files, so one bad file never stops the KPIs.
+A file that is not readable Parquet (truncated, torn, foreign, no read permission) is quarantined
+(``archive.quarantine``): moved out of its hour folder and recorded, and the read goes on with the other files, so
+one bad file never stops the KPIs.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def hour_files(store: ArchiveStore | None, collection: str, hour: dt.datetime) -
 
 
 def read_files(store: ArchiveStore, files: list[str], columns: list[str], schema: pa.Schema) -> pa.Table:
-    """The well-formed rows of ``files`` with ``columns``, cast to ``schema`` (empty table when none). A file that
-    cannot be read twice in a row is quarantined and left out; one that vanished meanwhile is left out."""
+    """The well-formed rows of ``files`` with ``columns``, cast to ``schema`` (empty table when none). A corrupt file
+    (twice in a row) is quarantined and left out; one that vanished meanwhile is left out."""
     tables = []
     for path in files:
         table = _read_or_quarantine(store, path, [*columns, RAW_COLUMN])
@@ -44,13 +45,16 @@ def read_files(store: ArchiveStore, files: list[str], columns: list[str], schema
 
 
 def _read_or_quarantine(store: ArchiveStore, path: str, columns: list[str]) -> pa.Table | None:
+    """A file whose bytes are there but are not Parquet we can read (truncated, torn, foreign), or that this user
+    may not read, is quarantined. Any other I/O error (a datanode down, a lost connection) propagates: the run fails
+    and is retried, since moving a good file aside would hide its rows."""
     error: BaseException | None = None
-    for _ in range(2):  # a second try first: a transient read error is not a reason to move a file
+    for _ in range(2):  # a second try first: a short read is not a reason to move a file
         try:
             return pq.read_table(store.path(path), columns=columns, filesystem=store.fs)
         except FileNotFoundError:
-            return None
-        except (pa.ArrowException, OSError, ValueError) as exc:
+            return None  # moved meanwhile (another reader quarantined it)
+        except (ValueError, PermissionError, pa.ArrowNotImplementedError) as exc:
             error = exc
     if store.exists(path):
         quarantine.quarantine_file(store, path, error)
