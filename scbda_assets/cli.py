@@ -25,6 +25,9 @@ EXIT_SERVICE = 3
 EXIT_BUSY = 4  # `scbda archive`: another archive writer holds the lease; nothing was changed
 
 
+_PATH_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError, FileNotFoundError)
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"scbda: error: {message}", err=True)
     sys.exit(code)
@@ -44,6 +47,13 @@ def _one_line_errors(func):
             # command converges when run again (SPEC §4, §8).
             cause = first_line(exc).split(", full error:")[0]  # not the server's whole reply document
             _fail(f"MongoDB unavailable: {cause}; run the command again", EXIT_SERVICE)
+        except _PATH_ERRORS as exc:
+            # A path that cannot be used as configured (an archive root under a file, no permission): the
+            # filesystem's own line names the path.
+            _fail(f"filesystem error: {first_line(exc)}; SCBDA_ARCHIVE_URI (and SCBDA_HOME) must name folders "
+                  "this user can write", EXIT_CONFIG)
+        except OSError as exc:  # an I/O error, a storage service (HDFS) that does not answer
+            _fail(f"storage error: {first_line(exc)}; run the command again once the storage answers", EXIT_SERVICE)
 
     return wrapper
 
