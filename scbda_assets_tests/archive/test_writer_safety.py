@@ -70,9 +70,9 @@ class NoOverwriteStore(ArchiveStore):
             stream.write(text.encode())
         self.move(f"{relative}.tmp", relative)
 
-    def write_text_atomically(self, relative: str, text: str) -> None:
+    def ensure_text(self, relative: str, text: str) -> None:
         assert not relative.startswith("_manifests/2"), "a manifest is never overwritten"
-        super().write_text_atomically(relative, text)
+        super().ensure_text(relative, text)
 
     def delete_file(self, relative: str) -> None:
         if manifest_store.parse_name(relative) and relative.startswith("_manifests/"):
