@@ -21,7 +21,7 @@ import redis
 from scbda_assets import launcher
 from scbda_assets.services import spark as spark_module
 from scbda_assets.services.mongo import EmbeddedMongo
-from scbda_assets.services.process import free_port
+from scbda_assets.services.process import ServiceError, free_port, port_open
 from scbda_assets.services.redis import EmbeddedRedis
 from scbda_assets.services.spark import EmbeddedSpark
 from scbda_assets.settings import Settings
@@ -111,3 +111,38 @@ def test_spark_connect_server_gets_a_clean_environment(tmp_path, monkeypatch):
     assert env["PATH"] == os.environ["PATH"] and env["JAVA_HOME"] == "/opt/java"
     assert env["PYSPARK_PYTHON"] == "/usr/bin/python3" and env["HADOOP_USER_NAME"] == "spark"
     assert env["SPARK_LOCAL_IP"] == "127.0.0.1" and env["SPARK_HOME"] == str(spark_module.spark_home())
+
+
+def test_a_mongod_whose_users_are_not_ours_is_refused_with_one_line_and_left_stopped(tmp_path):
+    """The password file lost (or another user's data folder): one line saying what to do, no server left running."""
+    settings = Settings.from_env({"SCBDA_HOME": str(tmp_path / "home"), "SCBDA_MONGO_PORT": str(free_port())})
+    service = EmbeddedMongo(settings)
+    try:
+        service.ensure()
+        service.stop()
+        service.password_file.unlink()
+        with pytest.raises(ServiceError) as error:
+            service.ensure()
+        message = str(error.value)
+        assert "\n" not in message and "does not accept the password" in message and "SCBDA_MONGO_URI" in message
+        assert service.status() is None and not port_open(settings.mongo_port)
+    finally:
+        service.stop()
+
+
+def test_a_data_folder_from_before_the_passwords_gets_our_user_and_keeps_its_data(tmp_path):
+    settings = Settings.from_env({"SCBDA_HOME": str(tmp_path / "home"), "SCBDA_MONGO_PORT": str(free_port())})
+    before = EmbeddedMongo(settings)
+    before.require_auth = False  # what older versions ran: no --auth, no user
+    running, _ = before.ensure()
+    with pymongo.MongoClient(running.url) as client:
+        client["supply_chain"]["orders_fact"].insert_one({"order_id": "ORD-1"})
+    before.stop()
+    service = EmbeddedMongo(settings)
+    try:
+        running, started = service.ensure()
+        assert started and f"scbda:{service.password_file.read_text().strip()}@" in running.url
+        with pymongo.MongoClient(running.url) as client:
+            assert client["supply_chain"]["orders_fact"].count_documents({"order_id": "ORD-1"}) == 1
+    finally:
+        service.stop()
