@@ -48,24 +48,34 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with ``text``, readable by its owner only (0600 from the first byte)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def _private_tmp(path: Path, text: str) -> Path:
+    """A new 0600 file (from the first byte) beside ``path`` holding ``text``; one name per process."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-    os.replace(tmp, path)
+    return tmp
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, readable by its owner only."""
+    os.replace(_private_tmp(path, text), path)
 
 
 def service_password(path: Path) -> str:
-    """The password kept in ``path`` (0600), generated on first use: URL-safe, so it goes into a URI as it is."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
+    """The password kept in ``path`` (0600), generated on first use (the first writer wins, never replaced):
+    URL-safe, so it goes into a URI as it is."""
+    if not path.exists():
         private_dir(path.parent)
-        write_private(path, secrets.token_urlsafe(24))
-        return path.read_text().strip()
+        tmp = _private_tmp(path, secrets.token_urlsafe(24))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
