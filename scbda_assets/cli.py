@@ -17,7 +17,7 @@ import pymongo
 
 from scbda_assets.errors import ServiceUnavailable, first_line
 from scbda_assets.services.process import ServiceError
-from scbda_assets.settings import ConfigError, Settings
+from scbda_assets.settings import ConfigError, Settings, redact
 from scbda_assets.timeutil import parse_iso
 
 EXIT_CONFIG = 2
@@ -160,7 +160,7 @@ def services_status_command() -> None:
             click.echo(f"{env}: external {explicit}")
             continue
         running = embedded[env].status()
-        state = f"running pid={running.pid} {running.url}" if running else "stopped"
+        state = f"running pid={running.pid} {redact(running.url)}" if running else "stopped"
         click.echo(f"{embedded[env].name}: {state}")
     from scbda_assets.services.cluster import cluster_status
 
