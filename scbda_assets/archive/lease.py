@@ -3,14 +3,16 @@
 One document ``{_id: "archive"}`` in the MongoDB collection ``archive_lease`` (MongoDB is the arbiter every writer
 already shares; the document is ~300 bytes, nothing next to the size archival measures). A writer takes it with one
 ``findOneAndUpdate`` that only matches when the lease is free, expired, or held by a process of this host that is
-gone, and keeps it with a heartbeat thread. Expiry is judged by the server's clock (``$$NOW``), so writers on hosts with different clocks agree.
+gone, and keeps it with a heartbeat thread. Expiry is judged by the server's clock (``$$NOW``), so writers on hosts
+with different clocks agree.
 
 Fencing (SPEC §8.10; Chubby's sequencers, Kafka's leader epochs in KIP-405): every take-over increments the
 document's ``epoch`` (also when the same owner takes it again after expiry). A writer's epoch is its fencing token:
 ``fence()``, called right before every irreversible step, succeeds only while the document still carries this
 writer's owner *and* epoch (a conditional, journaled write that also renews it: a lease that expired but was not
-taken over is still this writer's, nobody else can have acted), and attempts name their files and manifest versions with the epoch, so a
-writer resumed after a pause past its TTL stops at its next step and can only have added files nothing references.
+taken over is still this writer's, nobody else can have acted), and attempts name their files and manifest versions
+with the epoch, so a writer resumed after a pause past its TTL stops at its next step and can only have added files
+nothing references.
 
 A holder on this very host whose process is gone (pid absent, or reused by a process started later) is taken over at
 once; a holder that stopped renewing is waited out to its expiry; the busy line says when the lease can be taken.
@@ -114,7 +116,8 @@ def process_start_time(pid: int) -> float | None:
 def _holder(doc: dict | None) -> LeaseHolder | None:
     if doc is None or not doc.get("owner"):
         return None
-    return LeaseHolder(doc["owner"], _utc(doc.get("acquired_at")), _utc(doc.get("expires_at")), int(doc.get("epoch", 0)),
+    return LeaseHolder(doc["owner"], _utc(doc.get("acquired_at")), _utc(doc.get("expires_at")),
+                       int(doc.get("epoch", 0)),
                        doc.get("host"), doc.get("pid"), doc.get("process_started"), _utc(doc.get("heartbeat_at")))
 
 
@@ -164,7 +167,8 @@ class ArchiveLease:
             pass
         takeable = [{"$eq": [{"$ifNull": ["$owner", None]}, None]}, {"$lt": ["$expires_at", "$$NOW"]}]
         if dead is not None:
-            takeable.append({"$and": [{"$eq": ["$owner", dead.owner]}, {"$eq": [{"$ifNull": ["$epoch", 0]}, dead.epoch]}]})
+            takeable.append({"$and": [{"$eq": ["$owner", dead.owner]},
+                                      {"$eq": [{"$ifNull": ["$epoch", 0]}, dead.epoch]}]})
         token = uuid.uuid4().hex
         doc = collection.find_one_and_update(
             {"_id": LEASE_ID, "$expr": {"$or": takeable}},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from scbda_assets.archive import layout
+from scbda_assets.archive import layout, manifest_store
 from scbda_assets.archive.cli import archive_once
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.quality.archive_verification import verify_recent_batches
@@ -39,12 +39,12 @@ def test_verification_passes_then_names_each_breakage(test_env, spark_server, mo
     mongo_db.orders_fact.delete_one({"_id": again["_id"]})
 
     # The manifest disagrees with the files.
-    manifest_path = store.list_files(layout.MANIFEST_DIR, prefix="2")[0]
+    manifest_path = manifest_store.versions(store, _batch_id(store))[0][1]  # the top-ranked version
     manifest = json.loads(store.read_text(manifest_path))
     real = manifest["collections"]["orders_fact"]["record_count"]
     manifest["collections"]["orders_fact"]["record_count"] = real + 1
-    store.delete_file(manifest_path)  # tampering by hand: the protocol itself never rewrites a manifest version
-    store.write_new_text(manifest_path, json.dumps(manifest))
+    with open(store.path(manifest_path), "w") as rewritten:
+        rewritten.write(json.dumps(manifest))
     (problem,) = verify_recent_batches(store, mongo_db, "orders_fact")["problems"]
     assert problem.endswith(f"{real} rows in files, manifest says {real + 1}")
 
