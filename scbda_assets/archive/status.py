@@ -12,7 +12,7 @@ import json
 
 from pymongo.database import Database
 
-from scbda_assets.archive import catalog, stuck
+from scbda_assets.archive import catalog, quarantine, stuck
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive.lease import current_holder
 from scbda_assets.archive.policy import MB
@@ -55,6 +55,8 @@ def archive_status(db: Database, store: ArchiveStore, *, now: dt.datetime) -> di
         "incomplete_batches": _incomplete(store, summaries),
         # Batches whose recovery failed (unreadable manifest, poison batch): retried, parked after a few (stuck.py).
         "stuck_batches": stuck.problems(db, store),
+        # Files that were not readable Parquet, moved aside with the reason (quarantine.py): rows left out until repaired.
+        "quarantine": quarantine.summary(store),
         "lease": {"owner": holder.owner if holder else None,
                   "expires_at": iso_z(holder.expires_at) if holder and holder.expires_at else None},
     }
