@@ -24,7 +24,8 @@ SOURCE = compose_model.REPO_ROOT / "scbda_assets"
 # A database selection: client[...], client()[...], .get_database(...), .get_default_database(...).
 _SELECTION = re.compile(r"client(?:\(\))?\[(?P<expr>[^\]]+)\]|\.get_(?:default_)?database\((?P<call>[^)]*)\)")
 # Every expression the code selects a database with -> the database it names (from the code's own helpers).
-_APP_DB = ("settings.mongo_db", "self.database_name")
+# ``db.name``: the same database re-opened with other options (archive/lease.py's journaled handle of the app db).
+_APP_DB = ("settings.mongo_db", "self.database_name", "db.name")
 _HISTORY_DB = ('f"{db.name}_history"',)
 
 
@@ -35,7 +36,7 @@ def _databases_the_code_writes(app_db: str) -> tuple[set[str], list[str]]:
     for path in sorted(SOURCE.rglob("*.py")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             for match in _SELECTION.finditer(line):
-                expr = (match["expr"] or match["call"] or "").strip()
+                expr = (match["expr"] or match["call"] or "").split(",")[0].strip()  # the name, not the options
                 if expr in _APP_DB:
                     names.add(app_db)
                 elif expr in _HISTORY_DB:
