@@ -1,0 +1,280 @@
+"""`scbda chaos`: the whole pipeline (`scbda run`, in a fresh state folder) under a seeded fault schedule, with the
+invariant checker after each fault and at the end (SPEC §14). See docs/chaos.md.
+
+Timeline: services up → history backfilled so an archivable hour exists from the start → `scbda run` → faults at
+their scheduled moments, each followed by a settle pause and a check → Ctrl-C of `scbda run` (nothing it started
+may remain) → the final check (also the KPIs against the reference and whether archival resumed after each fault).
+A sampler thread reads the live `kpi:*` as-of every second throughout (the history the as-of invariant checks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pymongo
+import redis
+from bson.codec_options import CodecOptions
+
+from scbda_assets.chaos import collect, faults
+from scbda_assets.chaos import invariants as inv
+from scbda_assets.chaos.invariants import Observation, Violation
+from scbda_assets.chaos.reference import order_demand_columns, reference_kpis
+from scbda_assets.chaos.report import FINAL, Step, format_table, report_json
+from scbda_assets.chaos.schedule import (CORRUPT_PARQUET, CTRL_C, DISK_FULL, FAULT_KINDS, KILL_MONGOD, KILL_RUN, KILL_SPARK,
+                                         PAUSE_RUN, RACING_GENERATOR, RESTART_REDIS, SKEWED_CLOCK, Fault,
+                                         make_schedule)
+from scbda_assets.contract import SPECS_BY_COLLECTION
+from scbda_assets.domain.reference import DIMENSIONS
+from scbda_assets.launcher import isolated_run_environment
+from scbda_assets.services import services_down, services_up
+from scbda_assets.settings import Settings
+
+# Faults after which archival must have resumed (a batch completed later), unless it had nothing left to do.
+ARCHIVE_FAULTS = (KILL_RUN, PAUSE_RUN, KILL_MONGOD, KILL_SPARK, DISK_FULL, CORRUPT_PARQUET)
+UTC_CODEC = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
+
+
+@dataclasses.dataclass
+class LaneConfig:
+    minutes: float
+    seed: int
+    rate: float = 150000.0
+    threshold_mb: float = 64.0
+    archive_mb: int = 4096  # the size-limited archive file system
+    settle_s: float = 60.0  # between two faults: the pipeline recovers, then the checker runs
+    kinds: tuple[str, ...] | None = None  # None: every kind
+    racing_rate_factor: float = 2.0
+
+
+class Lane:
+    def __init__(self, config: LaneConfig, base_home: Path, echo=print):
+        self.config, self.echo = config, echo
+        self.home = base_home / f"chaos-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-s{config.seed}"
+        self.archive_root = self.home / "archive"
+        self.rng = random.Random(config.seed)
+        self.observations: list[Observation] = []
+        self._sampling = threading.Event()
+
+    # --- setup -----------------------------------------------------------------------------------------------
+    def _environment(self) -> None:
+        self.mount_problem = faults.mount_tmpfs(self.archive_root, self.config.archive_mb)
+        env, _ = isolated_run_environment(
+            self.home, SCBDA_EVENTS_PER_MINUTE=f"{self.config.rate:g}",
+            SCBDA_ARCHIVE_THRESHOLD_MB=f"{self.config.threshold_mb:g}", SCBDA_SEED_DAYS="0",
+            SCBDA_ARCHIVE_SAFETY_MINUTES="16", SCBDA_SEED=str(self.config.seed),
+            SCBDA_ARCHIVE_URI=self.archive_root.as_uri())
+        self.embedded = Settings.from_env(env)
+        endpoints, _ = services_up(self.embedded)
+        self.env = {**env, **endpoints}
+        self.settings = Settings.from_env(self.env)
+
+    def _backfill_history(self) -> dict:
+        """History from 5 minutes before the newest hour that is already past the safety horizon: archival has
+        an eligible hour from the first minute."""
+        from scbda_assets.generator.backfill import backfill
+
+        now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+        eligible_end = (now - dt.timedelta(minutes=16)).replace(minute=0)
+        minutes = int((now - (eligible_end - dt.timedelta(minutes=5))).total_seconds() // 60)
+        return backfill(self.settings, minutes=minutes, rate=self.config.rate, end=now, seed=self.config.seed,
+                        progress=False)
+
+    # --- the live-snapshot history -----------------------------------------------------------------------------
+    def _sample(self) -> None:
+        client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
+        while not self._sampling.wait(1.0):
+            try:
+                self.observations += collect.observe_live(client, self.settings.key_prefix, dt.datetime.now(dt.UTC))
+            except redis.RedisError:
+                continue  # Redis restarting: no observation
+
+    # --- checks ------------------------------------------------------------------------------------------------
+    def _db(self, client: pymongo.MongoClient):
+        return client.get_database(self.settings.mongo_db, codec_options=UTC_CODEC)
+
+    def check(self) -> tuple[list[Violation], dict]:
+        """Every invariant but the KPI reference and archival (those run at the end), on what the stores hold now."""
+        with pymongo.MongoClient(self.settings.mongo_uri, serverSelectionTimeoutMS=30000) as client:
+            return check_stores(self._db(client), self.settings.archive_uri, list(self.observations))
+
+    def check_kpis(self) -> tuple[list[Violation], dict]:
+        """The KPIs at the committed clock (computed by the pipeline's own code, published nowhere) against the
+        plain-Python reference over hot + cold."""
+        from scbda_assets.kpis.refresh import refresh_kpis_once
+
+        with pymongo.MongoClient(self.settings.mongo_uri) as client:
+            db = self._db(client)
+            state = collect.read_state(db)
+            if state.as_of is None:
+                return [Violation(inv.KPIS_EQUAL_REFERENCE, "no generator state: nothing to compare")], {}
+            as_of = min(state.as_of, dt.datetime.now(dt.UTC).replace(second=0, microsecond=0))
+            summary = refresh_kpis_once(self.settings, as_of=as_of, clock=lambda: as_of + dt.timedelta(minutes=10))
+            actual = {name: payload["rows"] for name, payload in summary.get("payloads", {}).items()}
+            facts, demand = self._reference_inputs(db, as_of)
+            dims = {name: list(db[name].find({}, {"_id": 0})) for name in DIMENSIONS}
+        expected = reference_kpis(facts, dims, as_of, supplier_days=self.settings.supplier_window_days, demand=demand)
+        return inv.kpis_equal_reference(actual, expected), {"kpi_as_of": as_of.isoformat()}
+
+    def _reference_inputs(self, db, as_of: dt.datetime):
+        start = as_of - dt.timedelta(minutes=30)
+        window = {"orders_fact": "order_ts", "inventory_fact": "inventory_ts", "shipments_fact": None}
+        facts = {}
+        for collection, field in window.items():
+            query = {field: {"$gte": start, "$lt": as_of}} if field else {}
+            facts[collection] = list(db[collection].find(query))
+            facts[collection] += collect.cold_documents(self.settings.archive_uri, SPECS_BY_COLLECTION[collection],
+                                                        field, start, as_of)
+        orders = collect.unique_by_id([collect.read_demand_hot(db), collect.read_demand_cold(self.settings.archive_uri)],
+                                      "order_id")
+        return facts, order_demand_columns(orders, as_of)
+
+    def archival_resumed(self, steps: list[Step]) -> None:
+        """Per archive-related fault: a batch completed after it, unless the policy has nothing to archive now."""
+        from scbda_assets.archive.cli import archive_once
+
+        with pymongo.MongoClient(self.settings.mongo_uri) as client:
+            completed = collect.complete_batch_times(self._db(client), self.settings.archive_uri)
+        pending_work = archive_once(self.settings, dry_run=True)
+        if not pending_work.get("archive") and not pending_work.get("incomplete_batches"):
+            return
+        for step in steps:
+            if step.injected and step.label.split(":")[0] in ARCHIVE_FAULTS:
+                step.violations += inv.archival_resumed(dt.datetime.fromisoformat(step.at), completed, step.label)
+
+    # --- faults ------------------------------------------------------------------------------------------------
+    def inject(self, fault: Fault, run: subprocess.Popen) -> tuple[bool, str]:
+        kind = fault.kind
+        if kind in (KILL_RUN, PAUSE_RUN):
+            return faults.signal_run(self.settings.dagster_home, fault.stage, run.pid, self.rng,
+                                     pause_s=fault.hold_s if kind == PAUSE_RUN else None)
+        if kind == KILL_MONGOD:
+            return faults.kill_mongod(self.embedded)
+        if kind == RESTART_REDIS:
+            return faults.restart_redis(self.embedded)
+        if kind == KILL_SPARK:
+            return faults.kill_spark(self.embedded)
+        if kind == DISK_FULL:
+            return faults.disk_full(self.archive_root, fault.hold_s, mounted=self.mount_problem is None)
+        if kind == CORRUPT_PARQUET:
+            return faults.corrupt_parquet(self.archive_root, self.rng)
+        if kind == RACING_GENERATOR:
+            return self._racing(run)
+        if kind == SKEWED_CLOCK:
+            return faults.skewed_generator(self.env)
+        raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _racing(self, run: subprocess.Popen) -> tuple[bool, str]:
+        """`scbda generate` at another rate while a schedule run of the generator is paused mid-write (SIGSTOP):
+        the two write the same minutes, one of them loses the clock's compare-and-set."""
+        import os
+        import signal
+
+        workers = faults.run_workers(self.settings.dagster_home, "generator", faults.descendants(run.pid))
+        paused = workers[0][1] if workers else None
+        if paused:
+            os.kill(paused, signal.SIGSTOP)
+        try:
+            injected, note = faults.racing_generator(self.env, self.config.rate * self.config.racing_rate_factor,
+                                                     minutes=5)
+        finally:
+            if paused:
+                os.kill(paused, signal.SIGCONT)
+        return injected, (f"generator run pid {paused} paused meanwhile; " if paused else "") + note
+
+    # --- the run -----------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self._environment()
+        started = time.monotonic()
+        steps: list[Step] = []
+        extra: dict = {"state_folder": str(self.home), "archive_mount": self.mount_problem or "tmpfs "
+                       f"{self.config.archive_mb} MB at {self.archive_root}"}
+        try:
+            extra["history"] = {k: v for k, v in self._backfill_history().items() if k in ("window_start",
+                                                                                        "window_end", "events")}
+            log = open(self.home / "scbda-run.log", "ab")
+            run = subprocess.Popen([sys.executable, "-m", "scbda_assets.cli", "run"], env=self.env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+            sampler = threading.Thread(target=self._sample, daemon=True)
+            sampler.start()
+            schedule = make_schedule(self.config.seed, self.config.minutes,
+                                     self.config.kinds or FAULT_KINDS,
+                                     settle_s=self.config.settle_s)
+            extra["schedule"] = [dataclasses.asdict(f) for f in schedule]
+            begin = time.monotonic()
+            for fault in schedule:
+                time.sleep(max(0.0, begin + fault.at_s - time.monotonic()))
+                if run.poll() is not None:
+                    steps.append(Step(fault.label, _now(), False, f"`scbda run` exited ({run.returncode})", []))
+                    break
+                at = _now()
+                injected, note = self.inject(fault, run)
+                self.echo(f"{at} {fault.label}: {note}")
+                time.sleep(self.config.settle_s / 2)
+                violations, figures = self.check()
+                steps.append(Step(fault.label, at, injected, note, violations))
+                for v in violations:
+                    self.echo(f"    violated: {v.invariant}: {v.detail}")
+            time.sleep(max(0.0, begin + self.config.minutes * 60 - time.monotonic()))
+            at = _now()
+            ended, left = faults.ctrl_c(run)
+            self._sampling.set()
+            sampler.join(5)
+            ctrl_c_violations = [] if ended and not left else [Violation(
+                "Ctrl-C stops everything `scbda run` started",
+                f"{'ended' if ended else 'still running after 180 s'}; {len(left)} processes left: "
+                f"{'; '.join(left[:3])}", max(1, len(left)))]
+            steps.append(Step(CTRL_C, at, True, "SIGINT to the process group of `scbda run`", ctrl_c_violations))
+            violations, figures = self.check()
+            kpi_violations, kpi_figures = self.check_kpis()
+            steps.append(Step(FINAL, _now(), True, "final check", violations + kpi_violations))
+            self.archival_resumed(steps)
+            extra.update(figures=figures | kpi_figures, observations=len(self.observations),
+                         elapsed_s=round(time.monotonic() - started, 1))
+        finally:
+            self._sampling.set()
+            services_down(self.embedded)
+            if self.mount_problem is None:
+                faults.unmount(self.archive_root)
+        settings = {"seed": self.config.seed, "minutes": self.config.minutes, "rate": self.config.rate,
+                    "threshold_mb": self.config.threshold_mb, "invariants": list(inv.INVARIANTS)}
+        return report_json(settings, steps, extra)
+
+
+def check_stores(db, archive_uri: str, observations: list[Observation]) -> tuple[list[Violation], dict]:
+    """Ids once, no ghosts, the stock balance and the as-of history, on what MongoDB and the archive hold now."""
+    state = collect.read_state(db)  # first: facts read after it may only be newer
+    pending = collect.read_pending(db)
+    hot = collect.read_hot(db)
+    cold = collect.read_cold(archive_uri)
+    found: list[Violation] = []
+    counts = {}
+    for collection, table in hot.items():
+        id_field = SPECS_BY_COLLECTION[collection].id_field
+        found += inv.ids_once(collection, table[id_field], cold.tables[collection][id_field])
+        counts[collection] = {"mongodb": table.num_rows, "archive": cold.tables[collection].num_rows}
+    merged = {c: collect.unique_by_id([hot[c], cold.tables[c], pending[c]], SPECS_BY_COLLECTION[c].id_field)
+              for c in hot}
+    if state.as_of is not None:
+        found += inv.no_ghost_shipments(collect.in_transit_ids(merged["shipments_fact"], state.as_of), state.po_ids)
+        found += inv.stock_balance(collect.movements(merged["orders_fact"], merged["shipments_fact"],
+                                                     merged["inventory_fact"], state.as_of))
+    found += inv.as_of_never_back(observations)
+    return found, {"ids": counts, "unreadable_archive_files": cold.unreadable,
+                   "state_as_of": state.as_of.isoformat() if state.as_of else None}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def run_chaos(config: LaneConfig, base_home: Path, echo=print) -> tuple[dict, str]:
+    """The report (JSON-able) and its table."""
+    report = Lane(config, base_home, echo).run()
+    return report, format_table(report["table"])
