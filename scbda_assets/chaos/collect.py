@@ -96,9 +96,9 @@ def read_state(db: Database) -> GeneratorState:
 def unique_by_id(tables: list[pa.Table], id_field: str) -> pa.Table:
     """One row per business id (the first: the stock balance counts an event once, wherever it is stored)."""
     table = pa.concat_tables(tables)
-    ids = np.asarray(table.column(id_field).to_numpy(zero_copy_only=False), dtype=object).astype(str)
-    _, first = np.unique(ids, return_index=True)
-    return table.take(pa.array(np.sort(first)))
+    numbered = pa.table({id_field: table[id_field], "row": pa.array(np.arange(table.num_rows))})
+    first = numbered.group_by(id_field, use_threads=False).aggregate([("row", "min")])["row_min"]
+    return table.take(first)
 
 
 def in_transit_ids(shipments: pa.Table, before: dt.datetime) -> list[str]:
@@ -112,20 +112,25 @@ def movements(orders: pa.Table, shipments: pa.Table, snapshots: pa.Table, before
     snapshots = snapshots.filter(pc.less(snapshots["inventory_ts"], before))
     received = shipments.filter(pc.invert(pc.is_null(shipments["actual_arrival_ts"])))
 
-    def pair(table):
-        return np.asarray(pc.binary_join_element_wise(table["sku_id"], table["dc_id"], "|").to_numpy(
-            zero_copy_only=False), dtype=object).astype(str)
+    # One integer per (sku, dc) across the three tables: grouping by it is a numeric sort.
+    keys = pa.chunked_array([pc.binary_join_element_wise(t["sku_id"], t["dc_id"], "|")
+                             for t in (snapshots, orders, received)], pa.string())
+    codes = pc.dictionary_encode(keys).combine_chunks()
+    names = codes.dictionary.to_numpy(zero_copy_only=False)
+    indices = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    cuts = np.cumsum([snapshots.num_rows, orders.num_rows])
+    snap_code, out_code, in_code = np.split(indices, cuts)
 
     def ms(column):
         return pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
 
     return Movements(
-        snap_pair=pair(snapshots), snap_ts=ms(snapshots["inventory_ts"]),
+        snap_pair=snap_code, snap_ts=ms(snapshots["inventory_ts"]),
         snap_on_hand=snapshots["on_hand_qty"].to_numpy(zero_copy_only=False),
-        out_pair=pair(orders), out_ts=ms(orders["order_ts"]),
+        out_pair=out_code, out_ts=ms(orders["order_ts"]),
         out_qty=orders["fulfilled_qty"].to_numpy(zero_copy_only=False),
-        in_pair=pair(received), in_ts=ms(received["actual_arrival_ts"]),
-        in_qty=received["quantity"].to_numpy(zero_copy_only=False),
+        in_pair=in_code, in_ts=ms(received["actual_arrival_ts"]),
+        in_qty=received["quantity"].to_numpy(zero_copy_only=False), pair_names=names,
     )
 
 

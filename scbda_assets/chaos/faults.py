@@ -28,7 +28,7 @@ from scbda_assets.services.spark import EmbeddedSpark
 from scbda_assets.settings import Settings
 
 _PID = re.compile(r"\(pid: (\d+)\)")
-SKEW_SECONDS = -300  # the skewed generator's clock: 5 minutes behind
+SKEW_SECONDS = 300  # the skewed generator's clock: 5 minutes ahead (see skewed_generator)
 
 
 def descendants(root_pid: int) -> set[int]:
@@ -36,6 +36,19 @@ def descendants(root_pid: int) -> set[int]:
         return {p.pid for p in psutil.Process(root_pid).children(recursive=True)}
     except psutil.Error:
         return set()
+
+
+def runs_in_flight(dagster_home: Path, stage: str) -> list[str]:
+    """Run ids of ``stage`` starting or started (a queued run has not touched anything yet)."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    statuses = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    instance = DagsterInstance.from_config(str(dagster_home))
+    try:
+        return [run.run_id for run in instance.get_runs(filters=RunsFilter(statuses=statuses,
+                                                                            tags={STAGE_TAG: stage}))]
+    finally:
+        instance.dispose()
 
 
 def run_workers(dagster_home: Path, stage: str, own: set[int]) -> list[tuple[str, int]]:
@@ -184,14 +197,14 @@ def racing_generator(env: dict[str, str], rate: float, minutes: int = 10, timeou
 
 
 def skewed_generator(env: dict[str, str], timeout_s: float = 240.0) -> tuple[bool, str]:
-    """`scbda generate` of the next 2 minutes by a process whose clock is 5 minutes behind (libfaketime), at the
-    stream's own rate and seed: its ``ingested_at`` stamps are 5 minutes old when written."""
+    """`scbda generate --minutes 6` (from just before the stream's clock to its own now) by a process whose clock is
+    5 minutes ahead (libfaketime), at the stream's rate and seed: it stamps ``ingested_at`` 5 minutes ahead and
+    writes minutes that have not happened yet. A clock *behind* cannot be injected this way: `scbda generate`
+    refuses an --end in its own future, and the schedule's runs have no clock hook."""
     faketime = shutil.which("faketime")
     if faketime is None:
         return False, "faketime (libfaketime) is not installed: apt-get install faketime"
-    end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-    return _generate(env, ["--minutes", "2", "--end", end.isoformat()], timeout_s,
-                     prefix=[faketime, "-f", f"{SKEW_SECONDS:+d}s"])
+    return _generate(env, ["--minutes", "6"], timeout_s, prefix=[faketime, "-f", f"{SKEW_SECONDS:+d}s"])
 
 
 def _generate(env: dict[str, str], args: list[str], timeout_s: float, prefix: list[str]) -> tuple[bool, str]:

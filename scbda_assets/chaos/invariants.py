@@ -78,6 +78,7 @@ class Movements:
     in_pair: np.ndarray  # received shipment units (at actual arrival)
     in_ts: np.ndarray
     in_qty: np.ndarray
+    pair_names: np.ndarray | None = None  # when the pair keys are codes: the "sku|dc" of each code
 
 
 def stock_balance(m: Movements) -> list[Violation]:
@@ -86,7 +87,8 @@ def stock_balance(m: Movements) -> list[Violation]:
     broken, disagree, checked = [], [], 0
     out_by = _group(m.out_pair, m.out_ts, m.out_qty)
     in_by = _group(m.in_pair, m.in_ts, m.in_qty)
-    for pair, (ts, on_hand) in _group(m.snap_pair, m.snap_ts, m.snap_on_hand).items():
+    for code, (ts, on_hand) in _group(m.snap_pair, m.snap_ts, m.snap_on_hand).items():
+        pair = code if m.pair_names is None else str(m.pair_names[code])
         same_time = np.flatnonzero(np.diff(ts) == 0)
         if len(same_time) and np.any(on_hand[same_time] != on_hand[same_time + 1]):
             disagree.append(pair)
@@ -94,7 +96,7 @@ def stock_balance(m: Movements) -> list[Violation]:
         ts, on_hand = ts[keep], on_hand[keep]
         if len(ts) < 2:
             continue
-        moved = _net(in_by.get(pair), ts) - _net(out_by.get(pair), ts)
+        moved = _net(in_by.get(code), ts) - _net(out_by.get(code), ts)
         bad = np.flatnonzero(on_hand[1:] - on_hand[:-1] != moved)
         checked += len(ts) - 1
         broken += [(pair, _iso_ms(ts[i + 1]), int(on_hand[i + 1] - on_hand[i] - moved[i])) for i in bad]
@@ -109,12 +111,12 @@ def stock_balance(m: Movements) -> list[Violation]:
     return found
 
 
-def _group(keys: np.ndarray, ts: np.ndarray, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _group(keys: np.ndarray, ts: np.ndarray, values: np.ndarray) -> dict:
     order = np.lexsort((ts, keys))
     keys, ts, values = keys[order], ts[order], values[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.array([], dtype=int)
     ends = np.r_[starts[1:], len(keys)]
-    return {str(keys[s]): (ts[s:e], values[s:e]) for s, e in zip(starts, ends)}
+    return {keys[s].item(): (ts[s:e], values[s:e]) for s, e in zip(starts, ends)}
 
 
 def _net(group: tuple[np.ndarray, np.ndarray] | None, snap_ts: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ from scbda_assets.chaos.schedule import (CORRUPT_PARQUET, CTRL_C, DISK_FULL, FAU
                                          make_schedule)
 from scbda_assets.contract import SPECS_BY_COLLECTION
 from scbda_assets.domain.reference import DIMENSIONS
+from scbda_assets.errors import first_line
 from scbda_assets.launcher import isolated_run_environment
 from scbda_assets.services import services_down, services_up
 from scbda_assets.settings import Settings
@@ -99,10 +100,25 @@ class Lane:
     def _db(self, client: pymongo.MongoClient):
         return client.get_database(self.settings.mongo_db, codec_options=UTC_CODEC)
 
-    def check(self) -> tuple[list[Violation], dict]:
-        """Every invariant but the KPI reference and archival (those run at the end), on what the stores hold now."""
-        with pymongo.MongoClient(self.settings.mongo_uri, serverSelectionTimeoutMS=30000) as client:
-            return check_stores(self._db(client), self.settings.archive_uri, list(self.observations))
+    def check(self, patience_s: float) -> tuple[list[Violation], dict]:
+        """Every invariant but the KPI reference and archival (those run at the end), on what the stores hold now,
+        read while no archive run is in flight (a batch between its files and its delete holds its ids in both
+        stores for a moment: settled means no batch in flight). Waits at most ``patience_s`` for that."""
+        deadline = time.monotonic() + patience_s
+        for attempt in range(3):
+            while self._archiving() and time.monotonic() < deadline:
+                time.sleep(1)
+            busy_before, began = self._archiving(), time.monotonic()
+            with pymongo.MongoClient(self.settings.mongo_uri, serverSelectionTimeoutMS=30000) as client:
+                found, figures = check_stores(self._db(client), self.settings.archive_uri, list(self.observations))
+            settled = not busy_before and not self._archiving()
+            figures["check_s"] = round(time.monotonic() - began, 1)
+            if settled or time.monotonic() >= deadline:
+                return found, {**figures, "settled": settled}
+        return found, {**figures, "settled": False}
+
+    def _archiving(self) -> bool:
+        return bool(faults.runs_in_flight(self.settings.dagster_home, "archive"))
 
     def check_kpis(self) -> tuple[list[Violation], dict]:
         """The KPIs at the committed clock (computed by the pipeline's own code, published nowhere) against the
@@ -116,7 +132,8 @@ class Lane:
                 return [Violation(inv.KPIS_EQUAL_REFERENCE, "no generator state: nothing to compare")], {}
             as_of = min(state.as_of, dt.datetime.now(dt.UTC).replace(second=0, microsecond=0))
             summary = refresh_kpis_once(self.settings, as_of=as_of, clock=lambda: as_of + dt.timedelta(minutes=10))
-            actual = {name: payload["rows"] for name, payload in summary.get("payloads", {}).items()}
+            actual = {key.removeprefix("kpi:"): payload["rows"] for key, payload in summary.get("payloads", {}).items()
+                      if key.startswith("kpi:") and "rows" in payload}
             facts, demand = self._reference_inputs(db, as_of)
             dims = {name: list(db[name].find({}, {"_id": 0})) for name in DIMENSIONS}
         expected = reference_kpis(facts, dims, as_of, supplier_days=self.settings.supplier_window_days, demand=demand)
@@ -216,9 +233,10 @@ class Lane:
                 at = _now()
                 injected, note = self.inject(fault, run)
                 self.echo(f"{at} {fault.label}: {note}")
-                time.sleep(self.config.settle_s / 2)
-                violations, figures = self.check()
+                time.sleep(self.config.settle_s / 3)
+                violations, figures = self.check(patience_s=self.config.settle_s)
                 steps.append(Step(fault.label, at, injected, note, violations))
+                self.echo(f"    checked in {figures['check_s']} s (settled: {figures['settled']})")
                 for v in violations:
                     self.echo(f"    violated: {v.invariant}: {v.detail}")
             time.sleep(max(0.0, begin + self.config.minutes * 60 - time.monotonic()))
@@ -231,8 +249,12 @@ class Lane:
                 f"{'ended' if ended else 'still running after 180 s'}; {len(left)} processes left: "
                 f"{'; '.join(left[:3])}", max(1, len(left)))]
             steps.append(Step(CTRL_C, at, True, "SIGINT to the process group of `scbda run`", ctrl_c_violations))
-            violations, figures = self.check()
-            kpi_violations, kpi_figures = self.check_kpis()
+            violations, figures = self.check(patience_s=0)  # nothing runs any more
+            try:
+                kpi_violations, kpi_figures = self.check_kpis()
+            except Exception as exc:  # noqa: BLE001 - the comparison could not run: a finding, not a crash
+                kpi_violations, kpi_figures = [Violation(inv.KPIS_EQUAL_REFERENCE, "could not compare: "
+                                                         f"{type(exc).__name__}: {first_line(exc)}")], {}
             steps.append(Step(FINAL, _now(), True, "final check", violations + kpi_violations))
             self.archival_resumed(steps)
             extra.update(figures=figures | kpi_figures, observations=len(self.observations),
