@@ -70,19 +70,27 @@ def run_workers(dagster_home: Path, stage: str, own: set[int]) -> list[tuple[str
         instance.dispose()
 
 
+def wait_for_worker(dagster_home: Path, stage: str, root_pid: int, rng: random.Random, wait_s: float
+                    ) -> tuple[str, int] | None:
+    """(run id, pid) of a worker of ``stage`` in flight under ``root_pid``, polled for at most ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        workers = run_workers(dagster_home, stage, descendants(root_pid))
+        if workers:
+            return rng.choice(workers)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.3)
+
+
 def signal_run(dagster_home: Path, stage: str, root_pid: int, rng: random.Random, *, pause_s: float | None,
                wait_s: float = 40.0) -> tuple[bool, str]:
     """SIGKILL (``pause_s`` None) or SIGSTOP for ``pause_s`` then SIGCONT a run worker of ``stage``, waiting up to
     ``wait_s`` for one to be in flight."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        workers = run_workers(dagster_home, stage, descendants(root_pid))
-        if workers or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    if not workers:
+    found = wait_for_worker(dagster_home, stage, root_pid, rng, wait_s)
+    if found is None:
         return False, f"no {stage} run in flight within {wait_s:.0f} s"
-    run_id, pid = rng.choice(workers)
+    run_id, pid = found
     try:
         if pause_s is None:
             os.kill(pid, signal.SIGKILL)

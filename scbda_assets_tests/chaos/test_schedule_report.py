@@ -31,13 +31,13 @@ def test_a_violation_is_charged_once_to_the_fault_that_broke_its_invariant():
     steps = [Step("kill_mongod", "t1", True, "", []),
              Step("racing_generator", "t2", True, "", [ghost]),
              Step("kill_run:archive", "t3", True, "", [ghost, twice]),
-             Step("kill_run:history", "t4", False, "no history run in flight", [ghost, twice]),
+             Step("pause_run:kpis", "t4", False, "no kpis run in flight", [ghost, twice]),
              Step(FINAL, "t5", True, "", [ghost, twice])]
     rows = {row["fault"]: row for row in table_rows(steps)}
     assert rows["kill_mongod"]["violations"] == {}
     assert rows["racing_generator"]["violations"] == {inv.NO_GHOSTS: 1}
     assert rows["kill_run:archive"]["violations"] == {inv.IDS_ONCE: 2}
-    assert rows["kill_run:history"] == {"fault": "kill_run:history", "count": 0, "not_injected": 1, "violations": {}}
+    assert rows["pause_run:kpis"] == {"fault": "pause_run:kpis", "count": 0, "not_injected": 1, "violations": {}}
     assert rows[FINAL]["violations"] == {}
     report = report_json({"seed": 1}, steps, {})
     assert report["violations"] == 2 and report["steps"][2]["violations"][1]["count"] == 2

@@ -20,7 +20,7 @@ KINDS = (KILL_RUN, KILL_MONGOD, RESTART_REDIS, RACING_GENERATOR)
 def test_short_lane_under_faults_keeps_every_invariant(tmp_path, monkeypatch):
     for key in [k for k in os.environ if k.startswith("SCBDA_")]:
         monkeypatch.delenv(key)
-    config = LaneConfig(minutes=4, seed=SEED, rate=15000, threshold_mb=16, settle_s=35, kinds=KINDS)
+    config = LaneConfig(minutes=4, seed=SEED, rate=7500, threshold_mb=8, settle_s=35, kinds=KINDS)
     report = Lane(config, tmp_path, echo=print).run()
 
     steps = {step["label"].split(":")[0]: step for step in report["steps"]}
