@@ -23,6 +23,7 @@ import psutil
 
 from scbda_assets.contract.stages import STAGE_TAG
 from scbda_assets.services.mongo import EmbeddedMongo
+from scbda_assets.services.process import ServiceError
 from scbda_assets.services.redis import EmbeddedRedis
 from scbda_assets.services.spark import EmbeddedSpark
 from scbda_assets.settings import Settings
@@ -103,6 +104,19 @@ def signal_run(dagster_home: Path, stage: str, root_pid: int, rng: random.Random
         return False, f"run {run_id[:8]} pid {pid} ended before the signal"
 
 
+def start_services(settings: Settings, attempts: int = 3) -> dict[str, str]:
+    """services_up, tried again when a start times out (a JVM on a busy 2-core machine can take minutes)."""
+    from scbda_assets.services import services_up
+
+    for attempt in range(attempts):
+        try:
+            return services_up(settings)[0]
+        except ServiceError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def kill_mongod(settings: Settings, down_s: float = 3.0) -> tuple[bool, str]:
     """SIGKILL the lane's mongod, then start it again on the same data folder (crash recovery from the journal)."""
     service = EmbeddedMongo(settings)
@@ -112,7 +126,7 @@ def kill_mongod(settings: Settings, down_s: float = 3.0) -> tuple[bool, str]:
     os.kill(running.pid, signal.SIGKILL)
     _wait_gone(running.pid)
     time.sleep(down_s)
-    service.ensure()
+    start_services(settings)
     return True, f"SIGKILL mongod pid {running.pid}, restarted after {down_s:.0f} s"
 
 
@@ -122,7 +136,7 @@ def restart_redis(settings: Settings) -> tuple[bool, str]:
     if running is None:
         return False, "redis-server not running"
     service.stop()
-    service.ensure()
+    start_services(settings)
     return True, f"redis-server pid {running.pid} stopped (SIGTERM) and started again"
 
 
@@ -135,7 +149,7 @@ def kill_spark(settings: Settings, down_s: float = 10.0) -> tuple[bool, str]:
     os.kill(running.pid, signal.SIGKILL)
     _wait_gone(running.pid)
     time.sleep(down_s)
-    service.ensure()
+    start_services(settings)
     return True, f"SIGKILL Spark Connect pid {running.pid}, restarted after {down_s:.0f} s"
 
 

@@ -22,7 +22,8 @@ NO_GHOSTS = "no in-transit shipment the state does not know"
 AS_OF_FORWARD = "the live snapshot never went back"
 KPIS_EQUAL_REFERENCE = "KPIs equal the reference over hot + cold"
 ARCHIVAL_RESUMED = "archival resumed"
-INVARIANTS = (IDS_ONCE, STOCK_BALANCE, NO_GHOSTS, AS_OF_FORWARD, KPIS_EQUAL_REFERENCE, ARCHIVAL_RESUMED)
+STOPS_CLEANLY = "Ctrl-C of `scbda run` leaves nothing it started"
+INVARIANTS = (IDS_ONCE, STOCK_BALANCE, NO_GHOSTS, AS_OF_FORWARD, KPIS_EQUAL_REFERENCE, ARCHIVAL_RESUMED, STOPS_CLEANLY)
 
 EXAMPLES = 3  # ids or pairs quoted in a violation's detail
 
@@ -197,3 +198,11 @@ def archival_resumed(after: dt.datetime, complete_batches_created: Iterable[dt.d
         return []
     return [Violation(ARCHIVAL_RESUMED, f"no archive batch completed after {fault} at "
                                         f"{after.isoformat(timespec='seconds')}")]
+
+
+def nothing_left(ended: bool, left: list[str]) -> list[Violation]:
+    """`scbda run` ended after Ctrl-C and no process of its tree outlived it."""
+    if ended and not left:
+        return []
+    return [Violation(STOPS_CLEANLY, f"{'ended' if ended else 'still running 180 s after Ctrl-C'}; {len(left)} "
+                                     f"processes left ({_examples(left)})", max(1, len(left)))]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -23,18 +25,16 @@ import redis
 from bson.codec_options import CodecOptions
 
 from scbda_assets.chaos import collect, faults
+from scbda_assets.chaos.checker import check_kpis, check_stores
 from scbda_assets.chaos import invariants as inv
 from scbda_assets.chaos.invariants import Observation, Violation
-from scbda_assets.chaos.reference import order_demand_columns, reference_kpis
 from scbda_assets.chaos.report import FINAL, Step, format_table, report_json
 from scbda_assets.chaos.schedule import (CORRUPT_PARQUET, CTRL_C, DISK_FULL, FAULT_KINDS, KILL_MONGOD, KILL_RUN, KILL_SPARK,
                                          PAUSE_RUN, RACING_GENERATOR, RESTART_REDIS, SKEWED_CLOCK, Fault,
                                          make_schedule)
-from scbda_assets.contract import SPECS_BY_COLLECTION
-from scbda_assets.domain.reference import DIMENSIONS
 from scbda_assets.errors import first_line
 from scbda_assets.launcher import isolated_run_environment
-from scbda_assets.services import services_down, services_up
+from scbda_assets.services import services_down
 from scbda_assets.settings import Settings
 
 # Faults after which archival must have resumed (a batch completed later), unless it had nothing left to do.
@@ -71,8 +71,8 @@ class Lane:
             SCBDA_ARCHIVE_THRESHOLD_MB=f"{self.config.threshold_mb:g}", SCBDA_SEED_DAYS="0",
             SCBDA_ARCHIVE_SAFETY_MINUTES="16", SCBDA_SEED=str(self.config.seed),
             SCBDA_ARCHIVE_URI=self.archive_root.as_uri())
-        self.embedded = Settings.from_env(env)
-        endpoints, _ = services_up(self.embedded)
+        self.embedded = Settings.from_env(env)  # what services_down needs: the services as embedded
+        endpoints = faults.start_services(self.embedded)
         self.env = {**env, **endpoints}
         self.settings = Settings.from_env(self.env)
 
@@ -121,41 +121,8 @@ class Lane:
         return bool(faults.runs_in_flight(self.settings.dagster_home, "archive"))
 
     def check_kpis(self) -> tuple[list[Violation], dict]:
-        """The KPIs at the committed clock (computed by the pipeline's own code, published nowhere) against the
-        plain-Python reference over hot + cold."""
-        from scbda_assets.kpis.refresh import refresh_kpis_once
-
         with pymongo.MongoClient(self.settings.mongo_uri) as client:
-            db = self._db(client)
-            state = collect.read_state(db)
-            if state.as_of is None:
-                return [Violation(inv.KPIS_EQUAL_REFERENCE, "no generator state: nothing to compare")], {}
-            as_of = min(state.as_of, dt.datetime.now(dt.UTC).replace(second=0, microsecond=0))
-            try:
-                summary = refresh_kpis_once(self.settings, as_of=as_of,
-                                            clock=lambda: as_of + dt.timedelta(minutes=10))
-            except Exception as exc:  # noqa: BLE001 - SPEC §8.11: no bad file may stop every KPI
-                return [Violation(inv.KPIS_EQUAL_REFERENCE, f"the pipeline's KPI run failed at {as_of.isoformat()}: "
-                                                            f"{type(exc).__name__}: {first_line(exc)}")], {}
-            actual = {key.removeprefix("kpi:"): payload["rows"] for key, payload in summary.get("payloads", {}).items()
-                      if key.startswith("kpi:") and "rows" in payload}
-            facts, demand = self._reference_inputs(db, as_of)
-            dims = {name: list(db[name].find({}, {"_id": 0})) for name in DIMENSIONS}
-        expected = reference_kpis(facts, dims, as_of, supplier_days=self.settings.supplier_window_days, demand=demand)
-        return inv.kpis_equal_reference(actual, expected), {"kpi_as_of": as_of.isoformat()}
-
-    def _reference_inputs(self, db, as_of: dt.datetime):
-        start = as_of - dt.timedelta(minutes=30)
-        window = {"orders_fact": "order_ts", "inventory_fact": "inventory_ts", "shipments_fact": None}
-        facts = {}
-        for collection, field in window.items():
-            query = {field: {"$gte": start, "$lt": as_of}} if field else {}
-            facts[collection] = list(db[collection].find(query))
-            facts[collection] += collect.cold_documents(self.settings.archive_uri, SPECS_BY_COLLECTION[collection],
-                                                        field, start, as_of)
-        orders = collect.unique_by_id([collect.read_demand_hot(db), collect.read_demand_cold(self.settings.archive_uri)],
-                                      "order_id")
-        return facts, order_demand_columns(orders, as_of)
+            return check_kpis(self.settings, self._db(client))
 
     def archival_resumed(self, steps: list[Step], grace_s: float = 180.0) -> None:
         """Per archive-related fault: a batch completed after it, unless the policy had nothing to archive
@@ -199,9 +166,6 @@ class Lane:
     def _racing(self, run: subprocess.Popen) -> tuple[bool, str]:
         """`scbda generate` at another rate while a schedule run of the generator is paused mid-write (SIGSTOP):
         the two write the same minutes, one of them loses the clock's compare-and-set."""
-        import os
-        import signal
-
         found = faults.wait_for_worker(self.settings.dagster_home, "generator", run.pid, self.rng, 50.0)
         paused = found[1] if found else None
         if paused:
@@ -216,12 +180,13 @@ class Lane:
 
     # --- the run -----------------------------------------------------------------------------------------------
     def run(self) -> dict:
-        self._environment()
         started = time.monotonic()
         steps: list[Step] = []
-        extra: dict = {"state_folder": str(self.home), "archive_mount": self.mount_problem or "tmpfs "
-                       f"{self.config.archive_mb} MB at {self.archive_root}"}
+        extra: dict = {"state_folder": str(self.home)}
+        self.embedded, self.mount_problem = None, "not mounted yet"
         try:
+            self._environment()
+            extra["archive_mount"] = self.mount_problem or f"tmpfs {self.config.archive_mb} MB at {self.archive_root}"
             extra["history"] = {k: v for k, v in self._backfill_history().items() if k in ("window_start",
                                                                                         "window_end", "events")}
             log = open(self.home / "scbda-run.log", "ab")
@@ -253,10 +218,7 @@ class Lane:
             ended, left = faults.ctrl_c(run)
             self._sampling.set()
             sampler.join(5)
-            ctrl_c_violations = [] if ended and not left else [Violation(
-                "Ctrl-C stops everything `scbda run` started",
-                f"{'ended' if ended else 'still running after 180 s'}; {len(left)} processes left: "
-                f"{'; '.join(left[:3])}", max(1, len(left)))]
+            ctrl_c_violations = inv.nothing_left(ended, left)
             steps.append(Step(CTRL_C, at, True, "SIGINT to the process group of `scbda run`", ctrl_c_violations))
             violations, figures = self.check(patience_s=0)  # nothing runs any more
             try:
@@ -270,35 +232,13 @@ class Lane:
                          elapsed_s=round(time.monotonic() - started, 1))
         finally:
             self._sampling.set()
-            services_down(self.embedded)
+            if self.embedded is not None:
+                services_down(self.embedded)
             if self.mount_problem is None:
                 faults.unmount(self.archive_root)
         settings = {"seed": self.config.seed, "minutes": self.config.minutes, "rate": self.config.rate,
                     "threshold_mb": self.config.threshold_mb, "invariants": list(inv.INVARIANTS)}
         return report_json(settings, steps, extra)
-
-
-def check_stores(db, archive_uri: str, observations: list[Observation]) -> tuple[list[Violation], dict]:
-    """Ids once, no ghosts, the stock balance and the as-of history, on what MongoDB and the archive hold now."""
-    state = collect.read_state(db)  # first: facts read after it may only be newer
-    pending = collect.read_pending(db)
-    hot = collect.read_hot(db)
-    cold = collect.read_cold(archive_uri)
-    found: list[Violation] = []
-    counts = {}
-    for collection, table in hot.items():
-        id_field = SPECS_BY_COLLECTION[collection].id_field
-        found += inv.ids_once(collection, table[id_field], cold.tables[collection][id_field])
-        counts[collection] = {"mongodb": table.num_rows, "archive": cold.tables[collection].num_rows}
-    merged = {c: collect.unique_by_id([hot[c], cold.tables[c], pending[c]], SPECS_BY_COLLECTION[c].id_field)
-              for c in hot}
-    if state.as_of is not None:
-        found += inv.no_ghost_shipments(collect.in_transit_ids(merged["shipments_fact"], state.as_of), state.po_ids)
-        found += inv.stock_balance(collect.movements(merged["orders_fact"], merged["shipments_fact"],
-                                                     merged["inventory_fact"], state.as_of))
-    found += inv.as_of_never_back(observations)
-    return found, {"ids": counts, "unreadable_archive_files": cold.unreadable,
-                   "state_as_of": state.as_of.isoformat() if state.as_of else None}
 
 
 def _now() -> str:

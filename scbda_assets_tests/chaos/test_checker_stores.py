@@ -13,7 +13,7 @@ from pymongoarrow.api import Schema, find_arrow_all
 from scbda_assets.archive.layout import part_file, partition_dir
 from scbda_assets.chaos import invariants as inv
 from scbda_assets.chaos.collect import MOVEMENT_COLUMNS, archive_root
-from scbda_assets.chaos.lane import check_stores
+from scbda_assets.chaos.checker import check_stores
 from scbda_assets.generator.stream import advance
 from scbda_assets.timeutil import floor_hour
 

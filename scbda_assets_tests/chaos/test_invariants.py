@@ -121,3 +121,10 @@ def test_archival_resumed_needs_a_batch_completed_after_the_fault():
     assert inv.archival_resumed(fault_at, [T0, fault_at + dt.timedelta(seconds=30)], "kill_run:archive") == []
     found = inv.archival_resumed(fault_at, [T0, fault_at], "kill_run:archive")
     assert [v.invariant for v in found] == [inv.ARCHIVAL_RESUMED] and "kill_run:archive" in found[0].detail
+
+
+def test_nothing_left_after_ctrl_c_names_the_survivors():
+    assert inv.nothing_left(True, []) == []
+    found = inv.nothing_left(True, ["pid 41 dagster-daemon", "pid 42 streamlit"])
+    assert [(v.invariant, v.count) for v in found] == [(inv.STOPS_CLEANLY, 2)] and "pid 41" in found[0].detail
+    assert "still running" in inv.nothing_left(False, [])[0].detail
