@@ -141,6 +141,17 @@ class Lane:
                     and dt.datetime.fromisoformat(step.at) < then):
                 step.violations += inv.archival_resumed(dt.datetime.fromisoformat(step.at), completed, step.label)
 
+    def _batches(self) -> list[dict]:
+        from scbda_assets.archive.catalog import batches
+        from scbda_assets.archive.storage import ArchiveStore
+
+        with pymongo.MongoClient(self.settings.mongo_uri) as client:
+            found = batches(self._db(client), ArchiveStore(self.settings.archive_uri))
+        return [{key: b.get(key) for key in ("_id", "status", "created_at", "cutoff", "duration_s")}
+                | {"records": {name: c.get("record_count") for name, c in (b.get("collections") or {}).items()},
+                   "deleted": {name: c.get("deleted_count") for name, c in (b.get("collections") or {}).items()}}
+                for b in found]
+
     # --- faults ------------------------------------------------------------------------------------------------
     def inject(self, fault: Fault, run: subprocess.Popen) -> tuple[bool, str]:
         kind = fault.kind
@@ -209,7 +220,7 @@ class Lane:
                 self.echo(f"{at} {fault.label}: {note}")
                 time.sleep(self.config.settle_s / 3)
                 violations, figures = self.check(patience_s=self.config.settle_s)
-                steps.append(Step(fault.label, at, injected, note, violations))
+                steps.append(Step(fault.label, at, injected, note, violations, figures["settled"]))
                 self.echo(f"    checked in {figures['check_s']} s (settled: {figures['settled']})")
                 for v in violations:
                     self.echo(f"    violated: {v.invariant}: {v.detail}")
@@ -226,8 +237,9 @@ class Lane:
             except Exception as exc:  # noqa: BLE001 - the comparison could not run: a finding, not a crash
                 kpi_violations, kpi_figures = [Violation(inv.KPIS_EQUAL_REFERENCE, "the reference could not be "
                                                          f"computed: {type(exc).__name__}: {first_line(exc)}")], {}
-            steps.append(Step(FINAL, _now(), True, "final check", violations + kpi_violations))
+            steps.append(Step(FINAL, _now(), True, "final check", violations + kpi_violations, figures["settled"]))
             self.archival_resumed(steps)
+            extra["archive_batches"] = self._batches()  # evidence: the tmpfs goes with the lane
             extra.update(figures=figures | kpi_figures, observations=len(self.observations),
                          elapsed_s=round(time.monotonic() - started, 1))
         finally:

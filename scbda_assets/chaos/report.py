@@ -23,6 +23,7 @@ class Step:
     injected: bool  # False: there was nothing to inject into (e.g. no run of that stage in flight), see note
     note: str
     violations: list[Violation]
+    settled: bool | None = None  # the check ran while no archive run was in flight (None: not checked)
 
 
 def charged(steps: list[Step]) -> list[list[Violation]]:

@@ -3,12 +3,13 @@ then Ctrl-C; every invariant must hold. The long lane is `scbda chaos --minutes 
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from scbda_assets.chaos.lane import LaneConfig, Lane
-from scbda_assets.chaos.report import FINAL
+from scbda_assets.chaos.report import FINAL, format_table
 from scbda_assets.chaos.schedule import CTRL_C, KILL_MONGOD, KILL_RUN, RACING_GENERATOR, RESTART_REDIS
 
 SEED = 20261204
@@ -22,6 +23,8 @@ def test_short_lane_under_faults_keeps_every_invariant(tmp_path, monkeypatch):
         monkeypatch.delenv(key)
     config = LaneConfig(minutes=4, seed=SEED, rate=7500, threshold_mb=8, settle_s=35, kinds=KINDS)
     report = Lane(config, tmp_path, echo=print).run()
+    (tmp_path / "chaos-report.json").write_text(json.dumps(report, indent=2, default=str))
+    print(format_table(report["table"]))
 
     steps = {step["label"].split(":")[0]: step for step in report["steps"]}
     assert set(KINDS) <= set(steps), report["schedule"]  # every kind was scheduled
