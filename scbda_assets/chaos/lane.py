@@ -35,6 +35,7 @@ from scbda_assets.chaos.schedule import (CORRUPT_PARQUET, CTRL_C, DISK_FULL, FAU
 from scbda_assets.errors import first_line
 from scbda_assets.launcher import isolated_run_environment
 from scbda_assets.services import services_down
+from scbda_assets.services.process import ServiceError
 from scbda_assets.settings import Settings
 
 # Faults after which archival must have resumed (a batch completed later), unless it had nothing left to do.
@@ -194,7 +195,7 @@ class Lane:
         started = time.monotonic()
         steps: list[Step] = []
         extra: dict = {"state_folder": str(self.home)}
-        self.embedded, self.mount_problem = None, "not mounted yet"
+        self.embedded, self.mount_problem, run = None, "not mounted yet", None
         try:
             self._environment()
             extra["archive_mount"] = self.mount_problem or f"tmpfs {self.config.archive_mb} MB at {self.archive_root}"
@@ -216,7 +217,10 @@ class Lane:
                     steps.append(Step(fault.label, _now(), False, f"`scbda run` exited ({run.returncode})", []))
                     break
                 at = _now()
-                injected, note = self.inject(fault, run)
+                try:
+                    injected, note = self.inject(fault, run)
+                except ServiceError as exc:  # a service that would not come back: the checks will show the rest
+                    injected, note = True, f"service restart failed: {first_line(exc)}"
                 self.echo(f"{at} {fault.label}: {note}")
                 time.sleep(self.config.settle_s / 3)
                 violations, figures = self.check(patience_s=self.config.settle_s)
@@ -244,6 +248,8 @@ class Lane:
                          elapsed_s=round(time.monotonic() - started, 1))
         finally:
             self._sampling.set()
+            if run is not None and run.poll() is None:  # the lane failed half-way: stop what it started
+                faults.ctrl_c(run)
             if self.embedded is not None:
                 services_down(self.embedded)
             if self.mount_problem is None:
