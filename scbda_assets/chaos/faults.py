@@ -52,36 +52,38 @@ def runs_in_flight(dagster_home: Path, stage: str) -> list[str]:
         instance.dispose()
 
 
-def run_workers(dagster_home: Path, stage: str, own: set[int]) -> list[tuple[str, int]]:
+def run_workers(instance, stage: str, own: set[int]) -> list[tuple[str, int]]:
     """(run id, worker pid) of the STARTED runs of ``stage`` whose worker is one of ``own`` (the lane's tree)."""
-    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
-    instance = DagsterInstance.from_config(str(dagster_home))
-    try:
-        found = []
-        runs = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED], tags={STAGE_TAG: stage}))
-        for run in runs:
-            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
-                match = _PID.search(entry.message or "")
-                if match and int(match.group(1)) in own:
-                    found.append((run.run_id, int(match.group(1))))
-                    break
-        return found
-    finally:
-        instance.dispose()
+    found = []
+    for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED], tags={STAGE_TAG: stage})):
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
+            match = _PID.search(entry.message or "")
+            if match and int(match.group(1)) in own:
+                found.append((run.run_id, int(match.group(1))))
+                break
+    return found
 
 
 def wait_for_worker(dagster_home: Path, stage: str, root_pid: int, rng: random.Random, wait_s: float
                     ) -> tuple[str, int] | None:
-    """(run id, pid) of a worker of ``stage`` in flight under ``root_pid``, polled for at most ``wait_s``."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        workers = run_workers(dagster_home, stage, descendants(root_pid))
-        if workers:
-            return rng.choice(workers)
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.3)
+    """(run id, pid) of a worker of ``stage`` in flight under ``root_pid``, polled for at most ``wait_s`` (one
+    instance for the whole wait: opening one costs more than a short run lasts)."""
+    from dagster import DagsterInstance
+
+    instance = DagsterInstance.from_config(str(dagster_home))
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            workers = run_workers(instance, stage, descendants(root_pid))
+            if workers:
+                return rng.choice(workers)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
+    finally:
+        instance.dispose()
 
 
 def signal_run(dagster_home: Path, stage: str, root_pid: int, rng: random.Random, *, pause_s: float | None,
