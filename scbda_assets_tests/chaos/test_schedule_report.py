@@ -43,3 +43,10 @@ def test_a_violation_is_charged_once_to_the_fault_that_broke_its_invariant():
     assert report["violations"] == 2 and report["steps"][2]["violations"][1]["count"] == 2
     table = format_table(report["table"])
     assert "racing_generator" in table and f"{inv.NO_GHOSTS}: 1" in table and "(+1 skipped)" in table
+
+
+def test_a_violation_found_while_an_archive_run_was_in_flight_is_marked_unsettled():
+    twice = Violation(inv.IDS_ONCE, "orders_fact: 5 ids in MongoDB and in the archive", 5)
+    rows = table_rows([Step("pause_run:archive", "t1", True, "", [twice], settled=False),
+                       Step(FINAL, "t2", True, "", [], settled=True)])
+    assert rows[0]["violations"] == {inv.IDS_ONCE + " (unsettled)": 5} and rows[1]["violations"] == {}
