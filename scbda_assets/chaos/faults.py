@@ -247,9 +247,10 @@ def _generate(env: dict[str, str], args: list[str], timeout_s: float, prefix: li
 
 # --- Ctrl-C of `scbda run` ------------------------------------------------------------------------------------
 
-def ctrl_c(run: subprocess.Popen, timeout_s: float = 180.0) -> tuple[bool, list[str]]:
+def ctrl_c(run: subprocess.Popen, timeout_s: float = 180.0, linger_s: float = 20.0) -> tuple[bool, list[str]]:
     """SIGINT to `scbda run`'s process group, as a terminal's Ctrl-C; returns whether it ended in time and the
-    processes it started (its tree just before the signal) that are still alive afterwards."""
+    processes it started (its tree just before the signal) still alive ``linger_s`` after it ended (a busy machine
+    needs a moment to reap grandchildren)."""
     tree = []
     with contextlib.suppress(psutil.Error):
         tree = psutil.Process(run.pid).children(recursive=True)
@@ -259,10 +260,10 @@ def ctrl_c(run: subprocess.Popen, timeout_s: float = 180.0) -> tuple[bool, list[
         ended = True
     except subprocess.TimeoutExpired:
         ended = False
-    time.sleep(2)
+    _, alive = psutil.wait_procs(tree, timeout=linger_s)
     left = []
-    for proc in tree:
+    for proc in alive:
         with contextlib.suppress(psutil.Error):
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.status() != psutil.STATUS_ZOMBIE:
                 left.append(f"pid {proc.pid} {' '.join(proc.cmdline())[:80]}")
     return ended, left
