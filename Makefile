@@ -10,7 +10,7 @@ RATE ?= 150000
 PYTEST_ARGS ?=
 SHIFT_DAYS ?= 400
 
-.PHONY: install run test test-fast test-date-shift bench soak services-up services-down browser compose-check clean
+.PHONY: install run test test-fast test-date-shift bench soak chaos services-up services-down browser compose-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,3 +77,8 @@ services-down: install
 clean:
 	-$(BIN)/scbda services down
 	rm -rf .scbda
+
+## make chaos MINUTES=N SEED=S: the fault-injection lane (docs/chaos.md); a report in chaos-report.json.
+SEED ?= 7
+chaos: install
+	$(BIN)/scbda chaos --minutes $(MINUTES) --seed $(SEED) --rate $(RATE) --report chaos-report.json

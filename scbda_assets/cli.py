@@ -299,5 +299,41 @@ def soak(minutes, rate, threshold_mb, report) -> None:
     _print_json({k: v for k, v in summary.items() if k != "samples"})
 
 
+@main.command()
+@click.option("--minutes", type=click.FloatRange(min=1), required=True, help="Minutes of pipeline under faults.")
+@click.option("--seed", type=click.IntRange(min=0), required=True, help="Seed of the fault schedule (and the stream).")
+@click.option("--report", type=click.Path(dir_okay=False), default=None, help="Also write the JSON report here.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=150000, show_default=True,
+              help="Events per minute (default: 100x the default rate).")
+@click.option("--threshold-mb", type=click.FloatRange(min=0, min_open=True), default=64, show_default=True,
+              help="A low archive threshold, so archival runs every few minutes.")
+@click.option("--settle-seconds", type=click.FloatRange(min=10), default=60, show_default=True,
+              help="Pause between two faults (recovery, then the invariant check).")
+@click.option("--faults", "kinds", default=None,
+              help="Comma-separated fault kinds (default: all; see docs/chaos.md).")
+@_one_line_errors
+def chaos(minutes, seed, report, rate, threshold_mb, settle_seconds, kinds) -> None:
+    """The whole pipeline under a seeded fault schedule; print the table fault | count | invariant violations.
+
+    Exit 1 if an invariant was violated."""
+    from pathlib import Path
+
+    from scbda_assets.chaos.lane import LaneConfig, run_chaos
+    from scbda_assets.chaos.schedule import FAULT_KINDS
+
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else None
+    unknown = sorted(set(chosen or ()) - set(FAULT_KINDS))
+    if unknown:
+        _fail(f"--faults: unknown kind {unknown[0]}: accepted are {', '.join(FAULT_KINDS)}", EXIT_CONFIG)
+    config = LaneConfig(minutes=minutes, seed=seed, rate=rate, threshold_mb=threshold_mb, settle_s=settle_seconds,
+                        kinds=chosen)
+    summary, table = run_chaos(config, base_home=_settings().home, echo=lambda line: click.echo(line, err=True))
+    if report:
+        Path(report).write_text(json.dumps(summary, indent=2, default=str))
+    click.echo(table)
+    click.echo(f"violations: {summary['violations']}  (report: {report or 'not written; use --report'})")
+    sys.exit(1 if summary["violations"] else 0)
+
+
 if __name__ == "__main__":
     main()

@@ -4,13 +4,12 @@ on seeded random documents (boundary times, ties, malformed documents and unknow
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 
+from scbda_assets.chaos.reference import reference_kpis, same_value as _same
 from scbda_assets.domain.reference import DIMENSIONS, dimension_documents
 from scbda_assets.kpis.compute import KPI_NAMES, compute_kpis
 from scbda_assets_tests.documents import T, order, shipment, snapshot
-from scbda_assets_tests.kpis.reference import reference_kpis
 
 SEED = 20261122
 
@@ -74,16 +73,6 @@ def _documents(rng: random.Random) -> dict[str, list[dict]]:
                     bad[key] = f"BAD-{i}-{j}"
             docs.append(bad)
     return {"inventory_fact": snapshots, "orders_fact": orders, "shipments_fact": shipments}
-
-
-def _same(a, b, field: str = "") -> bool:
-    if field.endswith("_ts") and a is not None and b is not None:  # ISO times: equal to the millisecond
-        return abs(dt.datetime.fromisoformat(a) - dt.datetime.fromisoformat(b)) <= dt.timedelta(milliseconds=1)
-    if field == "stockout_probability":  # Spark's normal tail is an approximation with error < 1e-7
-        return a is not None and b is not None and abs(a - b) < 1e-6
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    return a == b
 
 
 def test_spark_kpis_equal_the_python_reference(kpi_db, spark):
