@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from scbda_assets.cli import main
 from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.domain.calibration import calibrate
-from scbda_assets.generator import claim, store, stream
+from scbda_assets.generator import store, stream
 from scbda_assets.generator.backfill import backfill
 from scbda_assets.settings import Settings
 from scbda_assets_tests.generator.conftest import balance_violations
@@ -30,6 +30,7 @@ pytestmark = pytest.mark.subprocess_clock  # the writers are real processes read
 
 END = dt.datetime(2026, 5, 5, 12, 0, tzinfo=dt.UTC)
 ID_FIELDS = {"orders_fact": "order_id", "shipments_fact": "shipment_id", "inventory_fact": "snapshot_id"}
+EVENT_TIME = {"orders_fact": "order_ts", "shipments_fact": "shipment_ts", "inventory_fact": "inventory_ts"}
 
 # Waits for a start file (both racers import everything first, then start together), then runs the CLI.
 RACER = textwrap.dedent("""
@@ -98,7 +99,7 @@ def ghost_shipments(db) -> set[str]:
 
 def _past_the_clock(db) -> int:
     clock = db.generator_state.find_one({"_id": "simulation"})["as_of"]
-    return sum(db[name].count_documents({field: {"$gte": clock}}) for name, field in claim.EVENT_TIME.items())
+    return sum(db[name].count_documents({field: {"$gte": clock}}) for name, field in EVENT_TIME.items())
 
 
 def _assert_one_writer(db, expected: dict) -> None:
@@ -202,6 +203,8 @@ def test_dimensions_follow_the_stream_not_the_setting(settings, mongo_db):
 
 
 def test_a_live_claim_makes_a_second_writer_busy_and_an_expired_one_is_rolled_back(settings, mongo_db):
+    from scbda_assets.generator import claim
+
     t0 = END - dt.timedelta(minutes=30)
     stream.advance(mongo_db, settings, end=t0 + dt.timedelta(minutes=5), start_if_new=t0, rate=120, seed=3)
     committed = _documents(mongo_db)
