@@ -17,13 +17,9 @@ from tqdm import tqdm
 from scbda_assets.domain.calibration import expected_dimensions
 from scbda_assets.generator import claim, store
 from scbda_assets.clients import mongo_client, settings_mongo_uri
-from scbda_assets.generator.stream import advance
+from scbda_assets.generator.stream import advance, wall_clock
 from scbda_assets.settings import ConfigError, Settings
 from scbda_assets.timeutil import floor_minute
-
-
-def wall_clock() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def backfill(

@@ -26,6 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from scbda_assets.generator.store import PENDING_COLLECTION, STATE_COLLECTION, STATE_ID
+from scbda_assets.kpis.rollup import ROLLUP
 from scbda_assets.settings import ConfigError
 
 CLAIM_TTL_SECONDS = 60  # far longer than one batch (~30 000 events, about a second); renewed before every write
@@ -187,6 +188,10 @@ def roll_back(db: Database, as_of: dt.datetime) -> dict[str, int]:
     shipment is in transit again, as the state's purchase orders say), late events of those minutes."""
     removed = {name: db[name].delete_many({field: {"$gte": as_of}}).deleted_count
                for name, field in EVENT_TIME.items()}
+    if removed["orders_fact"]:
+        # The KPI minute rollup may have folded them; its rows at or after the clock hold nothing else (every
+        # committed order is older), and it never lowers a row by itself (kpis/rollup.py, step 2).
+        db[ROLLUP].delete_many({"order_minute": {"$gte": as_of}})
     removed["receipts"] = db.shipments_fact.update_many(
         {"actual_arrival_ts": {"$gte": as_of}},
         {"$set": {"status": "in_transit", "actual_arrival_ts": None}}).modified_count

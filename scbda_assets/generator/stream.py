@@ -21,7 +21,6 @@ from pymongo.database import Database
 from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.domain import demand, simulation
 from scbda_assets.domain.calibration import calibrate
-from scbda_assets import server_clock
 from scbda_assets.archive import catalog
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.generator import claim, documents, store
@@ -56,6 +55,10 @@ class Progress:
         return sum(self.written.values())
 
 
+def wall_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def minute_rng(seed: int, minute_start: np.datetime64) -> np.random.Generator:
     """The RNG of one simulated minute: a pure function of (seed, minute)."""
     minute = int(minute_start.astype("datetime64[m]").astype(np.int64))
@@ -87,7 +90,7 @@ def advance(
     ``rate``/``seed``: None follows the stream's (a new stream: the settings'); another than the stream's is refused.
     ``archive`` (default: the settings' archive root) is read only when a new stream starts (see
     :func:`refuse_rewrite`). A live claim of another writer is waited for ``wait_s``, then :class:`StreamBusy`.
-    ``now``: this host's clock (injectable); ``ingested_at`` is stamped on the database server's clock through it.
+    ``now``: the clock that stamps ``ingested_at`` (injectable; default this host's).
     """
     started = time.perf_counter()
     rate, seed = claim.resolve_params(db, rate, seed, default_rate=settings.events_per_minute,
@@ -121,13 +124,13 @@ def advance(
                       start=store.to_datetime(state.as_of), end=store.to_datetime(target), wait_s=wait_s)
         if stored_as_of is None:
             stored_as_of = state.as_of  # the initial stock is committed with the claim
-        clock = server_clock.ServerClock(db, *([now] if now else []))  # ingest stamps from the database server's clock (SPEC §9)
+        clock = now or wall_clock  # ingest stamps (the KPI watermarks follow them: kpis/rollup.sealed_before)
         try:
             while state.as_of < target:
                 batch_end = min(target, state.as_of + batch_minutes * MINUTE)
                 state, stored_as_of = _write_batch(
                     db, state, stored_as_of, batch_end, calibration, seed, settings, ramadan, progress, rate,
-                    snapshot_every_minutes, writer, clock.now(),
+                    snapshot_every_minutes, writer, clock(),
                 )
                 if on_batch is not None:
                     on_batch(progress.minutes, progress.events)

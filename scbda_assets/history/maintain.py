@@ -26,6 +26,7 @@ from pymongo.database import Database
 from scbda_assets.archive.schema import ORDERS, SHIPMENTS
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.history import cold, orders_hourly, shipments
+from scbda_assets.kpis import rollup
 from scbda_assets.history.store import (
     HOURS,
     ORDERS_HOURLY,
@@ -68,6 +69,8 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
     if not get_state(history, SCAN_KEY):
         ensure_indexes(history)
     current = floor_hour(now)
+    # Builds are stamped, and the scan sealed, on the writer's stamp clock, never this host's (SPEC §9); read first
+    stamped = rollup.stamp_now(db, now)
     retain_from = current - RETAIN_DAYS * DAY
     earliest = earliest_order(db, history, archive)
 
@@ -103,7 +106,7 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
             newly_complete.append(name)
 
     to_build = sorted(h for h in dirty if retain_from <= h < current)
-    built = orders_hourly.build_hours(history, db, archive, to_build, now=now, rollup_from=rollup_from)
+    built = orders_hourly.build_hours(history, db, archive, to_build, now=stamped, rollup_from=rollup_from)
 
     hot_shipment_ids = shipments.hot_ids(db) if shipment_hours else set()
     copied_cold = sum(shipments.sync_cold_hour(history, archive, hour, skip=hot_shipment_ids)
@@ -111,7 +114,7 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
     copied_hot = shipments.sync_hot(history, db)
 
     # Progress is recorded only after the work it covers is stored (a crash before this line redoes it).
-    set_state(history, SCAN_KEY, {"$max": {"watermark": now - SEAL_GRACE}})
+    set_state(history, SCAN_KEY, {"$max": {"watermark": stamped - SEAL_GRACE}})
     if newly_complete:
         set_state(history, ARCHIVE_KEY, {"$addToSet": {"complete": {"$each": newly_complete}}})
     history[ORDERS_HOURLY].delete_many({"hour": {"$lt": retain_from}})

@@ -166,6 +166,16 @@ def build_hours(history: Database, db: Database, archive: ArchiveStore | None, h
     def covered(hour: dt.datetime) -> bool:
         return rollup_from is not None and hour >= rollup_from
 
+    def from_both(hour: dt.datetime) -> None:
+        # MongoDB first, then the file listing: an archive batch publishes its files before MongoDB deletes, so an
+        # order missing from this read is in a file listed after it (read both ways, de-duplicated by id).
+        hot = _hot_rows(db, hour, hour + HOUR)
+        files = cold.hour_files(archive, ORDERS.collection, hour)
+        union = _dedup_union(hot, _cold_rows(archive, files, hour, hour + HOUR))
+        report["from_archive"] += 1
+        report["orders"] += _store_hour(history, hour, hour_rows(_sum_rows(union, by_minute=True)).get(hour, []),
+                                        now=now, sources=["parquet", "mongodb"])
+
     def flush_run():
         if run:
             start, end = run[0], run[-1] + HOUR
@@ -176,6 +186,9 @@ def build_hours(history: Database, db: Database, archive: ArchiveStore | None, h
                 minute_rows = _mongo_group(db, start, end, by_minute=True)
             built = hour_rows(minute_rows)
             for hour in run:
+                if cold.hour_files(archive, ORDERS.collection, hour):  # archived while MongoDB was read: again
+                    from_both(hour)
+                    continue
                 report["orders"] += _store_hour(history, hour, built.get(hour, []), now=now, sources=["mongodb"])
             run.clear()
 
@@ -187,10 +200,7 @@ def build_hours(history: Database, db: Database, archive: ArchiveStore | None, h
             run.append(hour)
             continue
         flush_run()
-        union = _dedup_union(_hot_rows(db, hour, hour + HOUR), _cold_rows(archive, files, hour, hour + HOUR))
-        report["from_archive"] += 1
-        report["orders"] += _store_hour(history, hour, hour_rows(_sum_rows(union, by_minute=True)).get(hour, []),
-                                        now=now, sources=["parquet", "mongodb"])
+        from_both(hour)
     flush_run()
     return report
 
