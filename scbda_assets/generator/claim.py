@@ -103,6 +103,17 @@ def resolve_params(db: Database, rate: float | None, seed: int | None, *, defaul
     return stream_rate, stream_seed
 
 
+def change_params(db: Database, rate: float, seed: int) -> None:
+    """Continue the stream at another rate and seed from its committed clock on (a benchmark's 1x history, then
+    100x live): the minutes already written keep theirs, every later minute is the new one's. Refused while
+    another writer holds the stream. Not a CLI option: a backfill with other parameters is refused (SPEC §7)."""
+    changed = db[STATE_COLLECTION].update_one(
+        {"_id": STATE_ID, "$or": [{"claim": None}, {"$expr": {"$lt": ["$claim.expires", "$$NOW"]}}]},
+        {"$set": {"rate": float(rate), "seed": int(seed)}})
+    if changed.matched_count != 1:
+        raise StreamBusy("generator busy: another writer holds the stream (or there is none); nothing was changed")
+
+
 def _process_gone(claim: dict) -> bool:
     if claim.get("host") != socket.gethostname() or not isinstance(claim.get("pid"), int):
         return False
