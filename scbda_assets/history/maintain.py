@@ -5,9 +5,11 @@ Which order hours are (re)built:
 1. missing: every whole hour of the last ``RETAIN_DAYS`` before ``floor_hour(now)`` that has no build record,
    from the store's first event on (older hours are empty by definition, and not visited);
 2. late events: the hours of orders with ``ingested_at`` >= the scan watermark, unless the hour was built after
-   they were visible (``built_at − SEAL_GRACE``). The watermark then moves to ``now - SEAL_GRACE`` (a writer's
-   documents are visible within that of the ``ingested_at`` it stamped; a rescan of the overlap only rebuilds
-   hours, which is idempotent);
+   they were visible (``built_at − SEAL_GRACE``). The watermark then moves to ``SEAL_GRACE`` before the writer's
+   stamp clock (``kpis/rollup.stamp_now``: ``now``, but no later than the newest ``ingested_at``), and builds are
+   stamped on that clock too, so a writer whose clock is behind this host's loses nothing (a writer's documents
+   are visible within that of the ``ingested_at`` it stamped; a rescan of the overlap only rebuilds hours, which
+   is idempotent);
 3. archive batches not yet folded in: the hours their manifests name (a late event written and archived between
    two scans is found here), until the batch is ``complete``.
 The current hour is never stored: KPIs read it from the minute rollup (or the raw events). Shipments: every hot
