@@ -17,12 +17,15 @@ import pymongo
 
 from scbda_assets.errors import ServiceUnavailable, first_line
 from scbda_assets.services.process import ServiceError
-from scbda_assets.settings import ConfigError, Settings
+from scbda_assets.settings import ConfigError, Settings, redact
 from scbda_assets.timeutil import parse_iso
 
 EXIT_CONFIG = 2
 EXIT_SERVICE = 3
 EXIT_BUSY = 4  # `scbda archive` / `scbda generate`: another writer holds the lease / the stream; nothing was changed
+
+
+_PATH_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError, FileNotFoundError)
 
 
 def _fail(message: str, code: int) -> None:
@@ -44,6 +47,13 @@ def _one_line_errors(func):
             # command converges when run again (SPEC §4, §8).
             cause = first_line(exc).split(", full error:")[0]  # not the server's whole reply document
             _fail(f"MongoDB unavailable: {cause}; run the command again", EXIT_SERVICE)
+        except _PATH_ERRORS as exc:
+            # A path that cannot be used as configured (an archive root under a file, no permission): the
+            # filesystem's own line names the path.
+            _fail(f"filesystem error: {first_line(exc)}; SCBDA_ARCHIVE_URI (and SCBDA_HOME) must name folders "
+                  "this user can write", EXIT_CONFIG)
+        except OSError as exc:  # an I/O error, a storage service (HDFS) that does not answer
+            _fail(f"storage error: {first_line(exc)}; run the command again once the storage answers", EXIT_SERVICE)
 
     return wrapper
 
@@ -150,7 +160,7 @@ def services_status_command() -> None:
             click.echo(f"{env}: external {explicit}")
             continue
         running = embedded[env].status()
-        state = f"running pid={running.pid} {running.url}" if running else "stopped"
+        state = f"running pid={running.pid} {redact(running.url)}" if running else "stopped"
         click.echo(f"{embedded[env].name}: {state}")
     from scbda_assets.services.cluster import cluster_status
 
@@ -240,13 +250,16 @@ def sql(query, as_json, as_csv) -> None:
 @click.option("--dry-run", is_flag=True, help="Only print what would be archived.")
 @click.option("--status", "show_status", is_flag=True,
               help="Print the archive's status (documents, bytes, event times, last runs, incomplete batches).")
+@click.option("--retry-parked", is_flag=True, help="Retry the batches parked after failed recoveries.")
 @_one_line_errors
-def archive(dry_run, show_status) -> None:
+def archive(dry_run, show_status, retry_parked) -> None:
     """Run the archival policy once; print what was (or would be) archived, or the archive's status.
 
-    Exit 4 ("busy"): another archive writer holds the archive lease; nothing was changed."""
+    Exit 4 ("busy"): another archive writer holds the archive lease (or took it over: this run was fenced off);
+    nothing was changed. Exit 3: an incomplete batch could not be finished (it is retried, parked after a few)."""
     from scbda_assets.archive.lease import ArchiveBusy, LeaseLost
     from scbda_assets.archive.cli import archive_once, status_once
+    from scbda_assets.archive.protocol import RecoveryFailed
 
     if dry_run and show_status:
         _fail("--dry-run and --status cannot be combined: choose one", EXIT_CONFIG)
@@ -257,9 +270,11 @@ def archive(dry_run, show_status) -> None:
         _print_json(status)
         return
     try:
-        summary = archive_once(_settings(), dry_run=dry_run)
+        summary = archive_once(_settings(), dry_run=dry_run, retry_parked=retry_parked)
     except (ArchiveBusy, LeaseLost) as exc:
         _fail(str(exc), EXIT_BUSY)
+    except RecoveryFailed as exc:
+        _fail(str(exc), EXIT_SERVICE)
     _print_json(summary)
 
 

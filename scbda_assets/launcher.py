@@ -17,8 +17,8 @@ from pathlib import Path
 
 from scbda_assets.first_start import seed_if_empty
 from scbda_assets.services import services_up
-from scbda_assets.services.process import free_port, port_open, stop_pid
-from scbda_assets.settings import Settings
+from scbda_assets.services.process import free_port, port_open, private_dir, stop_pid
+from scbda_assets.settings import Settings, redact
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_APP = REPO_ROOT / "dashboard" / "app.py"
@@ -41,6 +41,7 @@ def isolated_run_environment(home: Path, **settings: str) -> tuple[dict[str, str
 
 def prepare_dagster_home(settings: Settings) -> Path:
     """A persistent DAGSTER_HOME under $SCBDA_HOME (dagster dev's default temporary one is deleted on exit)."""
+    private_dir(settings.home)  # the state folder holds passwords and data: its owner's only
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")
@@ -86,8 +87,8 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        for key, value in endpoints.items():
-            print(f"{key}={value}")
+        for key, value in endpoints.items():  # for the eye (a log may be shared); `scbda services up` has the secrets
+            print(f"{key}={redact(value)}")
         children.append(_spawn(
             [str(bin_dir / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
              "-p", str(settings.dagster_port)], env))

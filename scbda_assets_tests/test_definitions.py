@@ -30,6 +30,7 @@ CHECKS = {
     "orders_fact:events_fresh",
     *(f"{kpi}:sane_values" for kpi in ASSETS_BY_GROUP["kpis"]),
     *(f"{archive}:archive_verified" for archive in ASSETS_BY_GROUP["archive"]),
+    *(f"{archive}:archive_nothing_quarantined" for archive in ASSETS_BY_GROUP["archive"]),
     "orders_hourly:orders_hourly_match_raw_events",
 }
 

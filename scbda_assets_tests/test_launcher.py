@@ -73,7 +73,8 @@ def test_run_starts_everything_and_a_signal_stops_it_all(tmp_path):
         assert not any(port_open(port) for port in ports.values())
         output = (tmp_path / "run.log").read_text()
         assert f"Dagster UI:  http://127.0.0.1:{ports['DAGSTER']}" in output
-        assert "SCBDA_MONGO_URI=mongodb://127.0.0.1:" in output
+        assert "SCBDA_MONGO_URI=mongodb://scbda:***@127.0.0.1:" in output  # the password stays in the 0600 files
+        assert (Path(env["SCBDA_HOME"]) / "mongod" / "password").read_text().strip() not in output
         # Seeded before dagster dev started (its line comes first), ending at the start's minute.
         assert "first start: empty store: seeding 5 minutes of history" in output
         assert output.index("  seeded ") < output.index("Dagster UI:")

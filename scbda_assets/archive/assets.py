@@ -5,7 +5,8 @@ Every run that targets them — archive_job from the sensor, a UI materializatio
 queues in the Dagster pool ``archive`` (limit 1, run granularity: dagster_instance.yaml) and then holds the archive
 lease (lease.py), which also excludes `scbda archive`. A run that finds the lease taken skips its outputs with one
 warning line naming the holder (no traceback, nothing changed) and is tagged ``scbda/archive_outcome=busy`` so the
-sensor asks again.
+sensor asks again (so is a run fenced off mid-batch: LeaseLost). A run whose recovery of an earlier batch failed
+fails (the sensor asks again; the batch is parked after a few failures, see stuck.py).
 """
 
 
@@ -16,7 +17,7 @@ import dagster as dg
 
 from scbda_assets.archive.lease import ArchiveBusy, ArchiveLease, LeaseLost, new_owner
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
-from scbda_assets.archive.protocol import archive_range
+from scbda_assets.archive.protocol import RecoveryFailed, archive_range
 from scbda_assets.archive.schema import SPECS, SPECS_BY_ASSET
 from scbda_assets.archive import manifest_store
 from scbda_assets.archive.status import archive_status, publish_status
@@ -75,11 +76,14 @@ def archive_assets(
                 collections=[spec.collection for spec in selected],
                 checkpoint=lambda step: context.log.debug(f"archive step done: {step}"),
                 lease=lease,
+                log=context.log.warning,
             )
     except (ArchiveBusy, LeaseLost) as exc:
         context.log.warning(str(exc))
         context.instance.add_run_tags(context.run.run_id, {OUTCOME_TAG: "busy"})
         return
+    except RecoveryFailed as exc:  # counted; the sensor requests the recovery again (parked after a few)
+        raise dg.Failure(description=str(exc)) from None
     seconds = round(time.monotonic() - started, 3)
     store = ArchiveStore(config.archive_uri)
     status = archive_status(db, store, now=dt.datetime.now(dt.UTC))
@@ -112,6 +116,7 @@ def archive_assets(
                 "newest_archived_event": overall["newest_event_ts"] or "",
                 "last_runs": dg.MetadataValue.json(status["last_runs"][:5]),
                 "incomplete_batches": dg.MetadataValue.json(status["incomplete_batches"]),
+                "stuck_batches": dg.MetadataValue.json(status["stuck_batches"]),
             },
         )
 

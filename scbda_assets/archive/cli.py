@@ -8,6 +8,7 @@ import datetime as dt
 import pymongo
 
 from scbda_assets.archive import manifest as mf
+from scbda_assets.archive import stuck
 from scbda_assets.archive.lease import ArchiveLease, new_owner
 from scbda_assets.archive.policy import MB
 from scbda_assets.archive.sizing import decide
@@ -20,17 +21,19 @@ from scbda_assets.resources import open_resources
 from scbda_assets.settings import Settings
 
 
-def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime | None = None) -> dict:
+def archive_once(settings: Settings, *, dry_run: bool = False, now: dt.datetime | None = None,
+                 retry_parked: bool = False) -> dict:
     """Plan; unless ``dry_run``, finish any incomplete batch and archive the planned hours as one batch.
 
     Returns a JSON-able summary: the decision and its figures, and (when run) the batch's manifest totals.
     """
     now = now or dt.datetime.now(dt.UTC)
     with open_resources(settings) as resources:
-        return _archive_once(resources, settings, dry_run=dry_run, now=now)
+        return _archive_once(resources, settings, dry_run=dry_run, now=now, retry_parked=retry_parked)
 
 
-def _archive_once(resources: dict, settings: Settings, *, dry_run: bool, now: dt.datetime) -> dict:
+def _archive_once(resources: dict, settings: Settings, *, dry_run: bool, now: dt.datetime,
+                  retry_parked: bool = False) -> dict:
     db = resources["mongo"].database()
     store = ArchiveStore(settings.archive_uri)
     try:
@@ -42,19 +45,22 @@ def _archive_once(resources: dict, settings: Settings, *, dry_run: bool, now: dt
     summary["incomplete_batches"] = [path.rsplit("/", 1)[-1] for path in incomplete]
     if dry_run:
         return summary
+    warnings = summary.setdefault("warnings", [])
     if not plan.archive and not incomplete:
         summary["status_published"] = publish(resources, archive_status(db, store, now=dt.datetime.now(dt.UTC)))
         return summary
     # The lease first (ArchiveBusy: another writer has it; nothing changed), then the Spark session.
     lease = ArchiveLease(db, new_owner("scbda archive")).acquire()
     try:
+        if retry_parked:
+            summary["unparked_batches"] = stuck.unpark_all(db, store)
         spark = resources["pyspark"].spark_session
-        recovered = recover(db, spark, store, lease=lease)
+        recovered = recover(db, spark, store, lease=lease, log=warnings.append)
         summary["recovered_batches"] = [_batch_summary(m) for m in recovered]
         batch = None
         if plan.archive:
             batch = archive_range(db, spark, store, start=plan.start, end=plan.end, now=now,
-                                  safety_minutes=settings.archive_safety_minutes, lease=lease)
+                                  safety_minutes=settings.archive_safety_minutes, lease=lease, log=warnings.append)
     finally:
         lease.release()
     summary["batch"] = _batch_summary(batch) if batch else None

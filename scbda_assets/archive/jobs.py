@@ -2,7 +2,8 @@
 
 Also the archive's watchdog:
 * a batch left incomplete is finished by a recovery run whatever the size; its run key carries an attempt number
-  (the count of failed recovery runs of that batch), so a failed recovery is requested again on the next tick;
+  (the count of recovery runs of that batch that failed *or ended busy / lease lost*, which Dagster shows as
+  SUCCESS), so such a recovery is requested again on the next tick; a parked batch (stuck.py) is not requested;
 * an archive run that Dagster still shows in progress but whose worker died (SIGKILL, OOM: the default run launcher
   cannot health-check a worker) is recognised by the archive lease: no live lease of its own long after it started,
   on two consecutive ticks → the sensor marks it failed, which frees the stage's queue slot;
@@ -17,9 +18,9 @@ import dagster as dg
 import pymongo
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from scbda_assets.archive import layout, manifest_store
+from scbda_assets.archive import layout, manifest_store, stuck
 from scbda_assets.archive.assets import ARCHIVE_TAGS, MAX_RUNTIME_TAG, OUTCOME_TAG
-from scbda_assets.archive.lease import LeaseHolder, current_holder, lease_timing
+from scbda_assets.archive.lease import LeaseHolder, current_holder, lease_timing, server_now
 from scbda_assets.archive.partitions import ARCHIVE_PARTITIONS
 from scbda_assets.archive.policy import run_key
 from scbda_assets.archive.sizing import decide
@@ -59,14 +60,14 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
         return dg.SkipReason(f"{exc}; will retry on the next tick")
     except pymongo.errors.PyMongoError as exc:
         return dg.SkipReason(f"MongoDB error while reading the archive lease: {str(exc).splitlines()[0]}; will retry")
-    suspects = _fail_dead_runs(context, holder)
+    suspects = _fail_dead_runs(context, holder, server_now(db))
     context.update_cursor(json.dumps({"suspects": suspects}))
     if _archive_run_in_progress(context):
         # The run is removing the very documents a decision now would size; decide again once it has.
         return dg.SkipReason("an archive run is in progress; the next decision is taken after it ends")
     if holder is not None and _is_live(db, holder):
         return dg.SkipReason(f"the archive lease is held by {holder.owner}; the next decision is taken after it ends")
-    recovery = _recovery_request(context, ArchiveStore(config.archive_uri))
+    recovery = _recovery_request(context, ArchiveStore(config.archive_uri), db)
     if recovery is not None:
         return recovery
     try:
@@ -96,25 +97,33 @@ def archive_size_sensor(context: dg.SensorEvaluationContext, mongo: MongoResourc
     )
 
 
-def _recovery_request(context: dg.SensorEvaluationContext, store: ArchiveStore) -> dg.RunRequest | None:
+def _recovery_request(context: dg.SensorEvaluationContext, store: ArchiveStore, db) -> dg.RunRequest | None:
     """A batch left incomplete by a crashed run, and no archive run under way: request a run over its window (every
     archive run finishes incomplete batches first), whatever the size — so a crash never waits for the threshold.
-    The run key counts the failed recoveries of the batch: a failed recovery is requested again."""
+    The run key counts the recoveries of the batch that failed or ended busy: such a recovery is requested again.
+    A batch whose manifest cannot be read is requested too (its window from the catalog, else the first hour)."""
+    parked = stuck.parked_ids(db, store)
     for marker in store.list_files(INCOMPLETE_DIR):
         batch_id = marker.rsplit("/", 1)[-1]
-        manifest = manifest_store.read_manifest(store, batch_id) if layout.is_batch_id(batch_id) else None
-        if manifest is None:
+        if not layout.is_batch_id(batch_id) or batch_id in parked:
+            continue
+        try:
+            manifest = manifest_store.read_manifest(store, batch_id)
+            state = manifest["status"] if manifest else None
+        except manifest_store.ManifestUnreadable:
+            manifest, state = None, "manifest unreadable"
+        if state is None:
             continue  # crashed before writing anything; the next run clears the marker
-        first = max(floor_hour(parse_iso(manifest["start"])), ARCHIVE_PARTITIONS.start)
-        last = max(first, parse_iso(manifest["cutoff"]) - HOUR)
+        window = (manifest["start"], manifest["cutoff"]) if manifest else stuck.catalog_window(db, store, batch_id)
+        first = max(floor_hour(parse_iso(window[0])), ARCHIVE_PARTITIONS.start) if window else ARCHIVE_PARTITIONS.start
+        last = max(first, parse_iso(window[1]) - HOUR) if window else first
         attempt = _failed_recoveries(context, batch_id)
         return dg.RunRequest(
             run_key=f"recover-{batch_id}-attempt{attempt}",
             tags={**ARCHIVE_TAGS, **MAX_RUNTIME_TAG, RECOVERS_TAG: batch_id,
                   ASSET_PARTITION_RANGE_START_TAG: layout.partition_key(first),
                   ASSET_PARTITION_RANGE_END_TAG: layout.partition_key(last),
-                  "scbda/archive_reason": f"finish incomplete batch {batch_id} ({manifest['status']}), "
-                                          f"attempt {attempt + 1}"},
+                  "scbda/archive_reason": f"finish incomplete batch {batch_id} ({state}), attempt {attempt + 1}"},
         )
     return None
 
@@ -130,7 +139,9 @@ def _failed_recoveries(context: dg.SensorEvaluationContext, batch_id: str) -> in
     instance = _instance(context)
     if instance is None:
         return 0
-    return len(instance.get_run_ids(filters=dg.RunsFilter(statuses=FAILED, tags={RECOVERS_TAG: batch_id})))
+    failed = instance.get_run_ids(filters=dg.RunsFilter(statuses=FAILED, tags={RECOVERS_TAG: batch_id}))
+    busy = instance.get_run_ids(filters=dg.RunsFilter(tags={RECOVERS_TAG: batch_id, OUTCOME_TAG: "busy"}))
+    return len(set(failed) | set(busy))
 
 
 def _last_failed_run_id(context: dg.SensorEvaluationContext) -> str:
@@ -159,9 +170,11 @@ def _is_live(db, holder: LeaseHolder) -> bool:
     return holder.expires_at > server_now
 
 
-def _fail_dead_runs(context: dg.SensorEvaluationContext, holder: LeaseHolder | None) -> list[str]:
+def _fail_dead_runs(context: dg.SensorEvaluationContext, holder: LeaseHolder | None,
+                    db_now: dt.datetime) -> list[str]:
     """Mark failed the STARTED archive runs whose worker is gone: started long enough ago to hold the lease, yet the
-    lease is not theirs (or expired), on this tick and the previous one. Returns this tick's suspects."""
+    lease is not theirs (or expired by the database server's clock ``db_now``, the clock the lease is written in),
+    on this tick and the previous one. Returns this tick's suspects."""
     instance = _instance(context)
     if instance is None:
         return []
@@ -175,7 +188,7 @@ def _fail_dead_runs(context: dg.SensorEvaluationContext, holder: LeaseHolder | N
         run = record.dagster_run
         started = record.start_time or record.create_timestamp.timestamp()
         holds = holder is not None and run.run_id in holder.owner and holder.expires_at is not None \
-            and holder.expires_at.timestamp() > now
+            and holder.expires_at > db_now
         if holds or now - started < grace:
             continue
         if run.run_id in previous:

@@ -1,9 +1,13 @@
 """Archive paths (SPEC §8), identical on ``file://`` and ``hdfs://``; all relative to the archive root.
 
-    <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-NNNNN.snappy.parquet
-    <root>/_manifests/<batch_id>.json
-    <root>/_staging/<batch_id>/<collection>/...     Spark's own output before it is published (never read)
-    <root>/_staging/<batch_id>/_input/<collection>/slice-N.parquet   the selected documents, uncompressed, for Spark
+    <root>/<collection>/event_date=YYYY-MM-DD/hour=HH/part-<batch_id>-e<epoch>-<spark part>.parquet   committed
+    <root>/_manifests/<batch_id>.<N>.e<epoch>.json                    manifest versions (manifest_store.py)
+    <root>/_staging/<batch_id>/e<epoch>/<collection>/event_date=…/hour=…/part-*.parquet
+        one attempt's files (the attempt = the lease epoch of its writer) until the commit moves them into the hour
+        folders; read only through a verified manifest that lists them
+    <root>/_staging/<batch_id>/e<epoch>/_input/<collection>/slice-N.parquet   the selected documents, for Spark
+
+Every name an attempt writes carries its epoch, so two attempts of one batch never write the same file.
 """
 
 from __future__ import annotations
@@ -29,8 +33,14 @@ def part_prefix(batch_id: str) -> str:
     return f"part-{batch_id}-"
 
 
-def part_file(collection: str, partition: str, batch_id: str, seq: int) -> str:
-    return f"{collection}/{partition}/{part_prefix(batch_id)}{seq:05d}.snappy.parquet"
+def attempt_part_file(collection: str, partition: str, batch_id: str, epoch: int, spark_name: str) -> str:
+    """The final name of one of Spark's staged files: a function of the staged file alone (Spark's names are unique
+    within its job), so the mapping stays known after part of a commit moved some files."""
+    return f"{collection}/{partition}/{part_prefix(batch_id)}e{epoch}-{spark_name.removeprefix('part-')}"
+
+
+def attempt_part_prefix(batch_id: str, epoch: int) -> str:
+    return f"{part_prefix(batch_id)}e{epoch}-"
 
 
 def manifest_file(batch_id: str) -> str:
@@ -42,8 +52,13 @@ def staging_dir(batch_id: str, collection: str | None = None) -> str:
     return f"{base}/{collection}" if collection else base
 
 
-def staging_input(batch_id: str, collection: str) -> str:
-    return f"{staging_dir(batch_id)}/_input/{collection}"
+def attempt_dir(batch_id: str, epoch: int, collection: str | None = None) -> str:
+    base = f"{staging_dir(batch_id)}/e{epoch}"
+    return f"{base}/{collection}" if collection else base
+
+
+def staging_input(batch_id: str, collection: str, epoch: int = 0) -> str:
+    return f"{attempt_dir(batch_id, epoch)}/_input/{collection}"
 
 
 def new_batch_id(now: dt.datetime, token: str) -> str:

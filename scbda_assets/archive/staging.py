@@ -1,8 +1,9 @@
-"""Staging an archive batch: the selected documents into uncompressed Parquet, Spark's write into the batch's private
-staging folder, then the files published into the hour folders under the batch's names (SPEC §8 steps 1-2).
+"""Staging an archive batch: the selected documents into uncompressed Parquet, Spark's write into the attempt's
+private staging folder, and — once MongoDB has deleted them — the commit that moves the files into the hour folders
+(SPEC §8 steps 1-2, §8.13: a reader of the hour folders sees a batch's rows only once they left MongoDB).
 
-Nothing here decides *when* (the protocol does, under the lease): a redo first removes this batch's published files
-(``remove_batch_files``), so a batch is replaced, never appended twice.
+Nothing here decides *when* (the protocol does, under the fenced lease). Every attempt has its own staging folder
+and file names (the lease epoch), so a redo never touches another attempt's files.
 """
 
 from __future__ import annotations
@@ -83,29 +84,85 @@ def spark_write(spark, store: ArchiveStore, spec: CollectionSpec, input_dir: str
      .parquet(store.uri(staging)))
 
 
-def remove_batch_files(store: ArchiveStore, collection: str, batch_id: str, start: dt.datetime,
-                        cutoff: dt.datetime) -> None:
-    """Files a crashed attempt of this batch published (a batch's files only live in days of its range; the day
-    folders that exist are listed, not every day of the range, which may start in year 1)."""
-    first, last = f"event_date={start.date().isoformat()}", f"event_date={cutoff.date().isoformat()}"
-    for day in store.list_dirs(collection):
-        if not first <= day <= last:
-            continue
-        for path in store.list_files(f"{collection}/{day}", prefix=layout.part_prefix(batch_id), recursive=True):
-            store.delete_file(path)
-
-
-def publish(store: ArchiveStore, collection: str, batch_id: str, staging: str) -> tuple[list[str], list[str]]:
-    """Move Spark's files from ``staging`` into the hour folders under this batch's names; returns the files and the
-    partitions (``event_date=…/hour=…``) they landed in."""
-    files, sequence = [], {}
+def staged_parts(store: ArchiveStore, collection: str, batch_id: str, epoch: int,
+                 staging: str) -> tuple[list[str], list[str], list[str]]:
+    """Spark's files in this attempt's ``staging`` folder and the names they get in the hour folders at commit
+    (``layout.attempt_part_file``); returns (staged, final, partitions), staged[i] → final[i]."""
+    staged, final, partitions = [], [], set()
     for spark_file in store.list_files(staging, prefix="part-", recursive=True):
         if not spark_file.endswith(".parquet"):
             continue
-        partition = spark_file[len(staging) + 1 :].rsplit("/", 1)[0]
-        sequence[partition] = sequence.get(partition, -1) + 1
-        target = layout.part_file(collection, partition, batch_id, sequence[partition])
-        store.move(spark_file, target)
-        files.append(target)
-    store.delete_dir(staging)
-    return sorted(files), sorted(sequence)
+        partition, name = spark_file[len(staging) + 1 :].rsplit("/", 1)
+        partitions.add(partition)
+        staged.append(spark_file)
+        final.append(layout.attempt_part_file(collection, partition, batch_id, epoch, name))
+    return staged, final, sorted(partitions)
+
+
+def committed_parts(store: ArchiveStore, collection: str, batch_id: str, epoch: int, start: dt.datetime,
+                    cutoff: dt.datetime) -> list[str]:
+    """Files an interrupted commit of attempt ``epoch`` already moved into the hour folders (a batch's files only
+    live in days of its range; the day folders that exist are listed, not every day of a range from year 1)."""
+    first, last = f"event_date={start.date().isoformat()}", f"event_date={cutoff.date().isoformat()}"
+    found = []
+    for day in store.list_dirs(collection):
+        if first <= day <= last:
+            found += store.list_files(f"{collection}/{day}", prefix=layout.attempt_part_prefix(batch_id, epoch),
+                                      recursive=True)
+    return found
+
+
+class CommitError(RuntimeError):
+    """A file a verified manifest lists is neither in staging nor in its hour folder; nothing more was moved."""
+
+
+def commit(store: ArchiveStore, staged: list[str], final: list[str]) -> None:
+    """The commit step: move each staged file to its final name (idempotent: a file already moved is skipped; a
+    crash between the link and the unlink of a local move leaves both, and the staged copy is dropped)."""
+    for source, target in zip(staged, final, strict=True):
+        if source == target and store.exists(target):
+            continue  # a manifest from before staged commits: its files were published already
+        if store.exists(target):
+            store.delete_file(source)
+        elif store.exists(source):
+            store.move(source, target)
+        else:
+            raise CommitError(f"archive file {source} (to become {target}) is missing; the batch stays verified")
+    store.make_durable(final)
+
+
+def remove_orphans(store: ArchiveStore, collection: str, batch_id: str, partitions: list[str],
+                   keep: list[str]) -> list[str]:
+    """Files of this batch in its hour folders that its complete manifest does not list (an attempt fenced off
+    mid-commit); returns what was removed."""
+    kept, removed = set(keep), []
+    for partition in partitions:
+        for path in store.list_files(f"{collection}/{partition}", prefix=layout.part_prefix(batch_id)):
+            if path not in kept:
+                store.delete_file(path)
+                removed.append(path)
+    return removed
+
+
+def visible_staged_files(store: ArchiveStore, collection: str, hour: dt.datetime) -> list[str]:
+    """Files of ``hour`` that a ``verified`` batch holds in staging: its rows may already be deleted from MongoDB
+    and not yet moved into the hour folder, so the project's readers read them from here (list this before the hour
+    folder: a file moved in between is then seen twice, never missed; readers de-duplicate by id)."""
+    from scbda_assets.archive import manifest_store  # manifest_store → layout only; imported late to stay light
+
+    found = []
+    folder = layout.hour_dir(collection, hour)
+    for batch_id in store.list_dirs(layout.STAGING_DIR):
+        if not layout.is_batch_id(batch_id):
+            continue
+        try:
+            manifest = manifest_store.read_manifest(store, batch_id)
+        except manifest_store.ManifestUnreadable:
+            continue
+        if not manifest or manifest["status"] != "verified":
+            continue
+        entry = manifest["collections"].get(collection) or {}
+        for source, target in zip(entry.get("staged", []), entry.get("files", [])):
+            if target.rsplit("/", 1)[0] == folder and store.exists(source):
+                found.append(source)
+    return found

@@ -12,7 +12,7 @@ import json
 
 from pymongo.database import Database
 
-from scbda_assets.archive import catalog
+from scbda_assets.archive import catalog, stuck
 from scbda_assets.archive import manifest as mf
 from scbda_assets.archive.lease import current_holder
 from scbda_assets.archive.policy import MB
@@ -52,11 +52,25 @@ def archive_status(db: Database, store: ArchiveStore, *, now: dt.datetime) -> di
             "batches": len(complete),
         },
         "last_runs": [_run(b) for b in complete[:LAST_RUNS]],
-        "incomplete_batches": [{"batch_id": b["_id"], "status": b["status"], "started_at": b["created_at"],
-                                "cutoff": b["cutoff"]} for b in summaries if b["status"] != mf.COMPLETE],
+        "incomplete_batches": _incomplete(store, summaries),
+        # Batches whose recovery failed (unreadable manifest, poison batch): retried, parked after a few (stuck.py).
+        "stuck_batches": stuck.problems(db, store),
         "lease": {"owner": holder.owner if holder else None,
                   "expires_at": iso_z(holder.expires_at) if holder and holder.expires_at else None},
     }
+
+
+def _incomplete(store: ArchiveStore, summaries: list[dict]) -> list[dict]:
+    """Batches not complete per the catalog, and every batch still marked incomplete on disk (also one whose
+    manifest cannot be read: the marker is the record that never forgets)."""
+    from scbda_assets.archive.protocol import INCOMPLETE_DIR  # protocol imports the heavy writer side
+
+    found = {b["_id"]: {"batch_id": b["_id"], "status": b["status"], "started_at": b["created_at"],
+                        "cutoff": b["cutoff"]} for b in summaries if b["status"] != mf.COMPLETE}
+    for marker in store.list_files(INCOMPLETE_DIR):
+        batch_id = marker.rsplit("/", 1)[-1]
+        found.setdefault(batch_id, {"batch_id": batch_id, "status": "unknown", "started_at": None, "cutoff": None})
+    return [found[key] for key in sorted(found)]
 
 
 def _run(summary: dict) -> dict:

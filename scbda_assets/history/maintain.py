@@ -10,8 +10,9 @@ Which order hours are (re)built:
    stamped on that clock too, so a writer whose clock is behind this host's loses nothing (a writer's documents
    are visible within that of the ``ingested_at`` it stamped; a rescan of the overlap only rebuilds hours, which
    is idempotent);
-3. archive batches not yet folded in: the hours their manifests name (a late event written and archived between
-   two scans is found here), until the batch is ``complete``.
+3. archive batches not yet folded in at their latest status: the hours they name (a late event written and archived
+   between two scans is found here), read from the manifest catalog, only the batches recorded since the last read
+   (``archive_batches``: one document per batch, no manifest listing).
 The current hour is never stored: KPIs read it from the minute rollup (or the raw events). Shipments: every hot
 shipment is re-copied (a receipt updates it in place), and the shipment hours of new archive batches are copied
 from Parquet.
@@ -27,7 +28,8 @@ from pymongo.database import Database
 
 from scbda_assets.archive.schema import ORDERS, SHIPMENTS
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.history import cold, orders_hourly, shipments
+from scbda_assets.archive import catalog
+from scbda_assets.history import archive_batches, cold, orders_hourly, shipments
 from scbda_assets.kpis import rollup
 from scbda_assets.history.store import (
     HOURS,
@@ -41,7 +43,7 @@ from scbda_assets.history.store import (
 from scbda_assets.timeutil import DAY, floor_hour, utc
 
 SEAL_GRACE = dt.timedelta(seconds=60)
-SCAN_KEY, ARCHIVE_KEY, EARLIEST_KEY = "orders_scan", "archive_batches", "earliest_order"
+SCAN_KEY, EARLIEST_KEY = "orders_scan", "earliest_order"
 
 
 def earliest_order(db: Database, history: Database, archive: ArchiveStore | None) -> dt.datetime | None:
@@ -91,21 +93,11 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
     if watermark is not None:
         dirty |= _hours_with_late_orders(db, history, watermark)
 
-    seen = set(get_state(history, ARCHIVE_KEY).get("complete", []))
-    newly_complete, shipment_hours = [], set()
-    for name in cold.manifest_names(archive):
-        if name in seen:
-            continue
-        manifest = cold.read_manifest(archive, name)
-        if manifest is None:
-            continue
-        entries = manifest.get("collections") or {}
-        for partition in (entries.get(ORDERS.collection) or {}).get("partitions", []):
-            dirty.add(cold.partition_hour(partition))
-        for partition in (entries.get(SHIPMENTS.collection) or {}).get("partitions", []):
-            shipment_hours.add(cold.partition_hour(partition))
-        if manifest.get("status") == "complete":
-            newly_complete.append(name)
+    batches = archive_batches.unfolded(db, history, archive)
+    shipment_hours = set()
+    for batch in batches:
+        dirty |= {cold.partition_hour(p) for p in catalog.partitions(archive, batch, ORDERS.collection)}
+        shipment_hours |= {cold.partition_hour(p) for p in catalog.partitions(archive, batch, SHIPMENTS.collection)}
 
     to_build = sorted(h for h in dirty if retain_from <= h < current)
     built = orders_hourly.build_hours(history, db, archive, to_build, now=stamped, rollup_from=rollup_from)
@@ -117,8 +109,7 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
 
     # Progress is recorded only after the work it covers is stored (a crash before this line redoes it).
     set_state(history, SCAN_KEY, {"$max": {"watermark": stamped - SEAL_GRACE}})
-    if newly_complete:
-        set_state(history, ARCHIVE_KEY, {"$addToSet": {"complete": {"$each": newly_complete}}})
+    archive_batches.mark_folded(history, archive, batches, now=now)
     history[ORDERS_HOURLY].delete_many({"hour": {"$lt": retain_from}})
     history[HOURS].delete_many({"hour": {"$lt": retain_from}})
     orders_hourly.drop_old_minutes(history, now=now)
@@ -129,6 +120,7 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
         "order_hours_from_rollup": built["from_rollup"],
         "shipments_from_archive": copied_cold,
         "shipments_from_mongodb": copied_hot,
+        "archive_batches_folded": len(batches),
         "seconds": round(time.perf_counter() - started, 4),
     }
 

@@ -9,8 +9,9 @@ sensor measures ``<db>``, so the aggregates are kept out of it. What is kept is 
   supplier sums of any window (counts, sums, sums of squares, on-time counts, delay sums) and what is in transit at
   any T come from a few hundred rows;
 - ``hours``: the build record of every hour (when, from which stores, how many orders);
-- ``state``: the scan watermark of ``orders_fact.ingested_at``, the archive batches already folded in, the store's
-  earliest order.
+- ``state``: the scan watermark of ``orders_fact.ingested_at``, the manifest catalog cursor, the store's earliest
+  order;
+- ``archive_batches``: one document per archive batch already folded in (``archive_batches.py``).
 """
 
 from __future__ import annotations

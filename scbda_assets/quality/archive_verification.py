@@ -2,7 +2,7 @@
 
 For each batch: its files exist, they hold exactly the manifest's ``record_count`` rows, no **business id** appears
 twice in the archive (within the batch, or in two batches), and no archived business id is in MongoDB (the delete
-step finished, and no writer re-inserted it). Business ids, not ``_id``: a re-inserted document gets a new ``_id``,
+step finished, and no writer re-inserted it). Also a problem: any batch whose recovery failed or is parked. Business ids, not ``_id``: a re-inserted document gets a new ``_id``,
 so only the business id shows the same event in both stores (SPEC §8.9). Reads only the id columns.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pyarrow.dataset as ds
 from pymongo.database import Database
 
-from scbda_assets.archive import catalog
+from scbda_assets.archive import catalog, stuck
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.contract import SPECS_BY_COLLECTION
 
@@ -54,4 +54,7 @@ def verify_recent_batches(store: ArchiveStore, db: Database, collection: str, li
         )
         if still_hot:
             problems.append(f"{batch_id}: {still_hot} archived business id(s) also in MongoDB")
+    for batch in stuck.problems(db, store):  # a batch recovery could not finish is a problem until it completes
+        state = "parked" if batch["parked"] else f"recovery failed {batch['failures']} time(s)"
+        problems.append(f"{batch['batch_id']}: incomplete, {state}: {batch['last_error']}")
     return {"batches": len(batches), "records": records, "problems": problems}

@@ -119,6 +119,8 @@ class ReplicaSetMember(_ClusterService, EmbeddedMongo):
     """The embedded mongod, as one member of the replica set (its port from the cluster's table)."""
 
     cache_size_gb = "0.25"  # three members on one machine
+    # Auth on a replica set needs a key file between the members: the test cluster keeps loopback + a 0700 folder.
+    require_auth = False
 
     def __init__(self, settings: Settings, ports: ClusterPorts, index: int, test_commands: bool = False):
         self.name = f"cluster-mongod-{index}"

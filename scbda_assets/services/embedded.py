@@ -10,7 +10,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from scbda_assets.services.process import ManagedProcess, RunningService, ServiceError
+from scbda_assets.services.process import ManagedProcess, RunningService, ServiceError, private_dir, stop_pid
 from scbda_assets.settings import Settings
 
 
@@ -51,7 +51,15 @@ class EmbeddedService(abc.ABC):
             self.dir.mkdir(parents=True, exist_ok=True)
             pid = self.launch()
             self.process.wait_ready(pid, self.port, self.start_timeout, self.log_file)
+            try:
+                self.ready()
+            except BaseException:  # never leave a server running that no state file remembers
+                stop_pid(pid)
+                raise
             return self.process.record(pid, self.port, self.url()), True
+
+    def ready(self) -> None:
+        """After the port opened, before the service is recorded: e.g. create its user on the first start."""
 
     def stop(self) -> bool:
         with self._lock():
@@ -63,7 +71,8 @@ class EmbeddedService(abc.ABC):
     @contextmanager
     def _lock(self):
         # Two processes (say, two Dagster runs) asking for the same service at once start it only once.
-        self.settings.services_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.home)  # $SCBDA_HOME: 0700 (SPEC §4), whoever creates it first
+        private_dir(self.settings.services_dir)
         with open(self.settings.services_dir / f"{self.name}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

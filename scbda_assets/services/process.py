@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,6 +32,50 @@ class RunningService:
     port: int
     url: str
     started_at: float
+
+
+# Loopback is no boundary between the users of one machine: the state folder is the owner's only, and a file
+# holding a secret (a password, a URL with one) is written 0600 before the secret goes in.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created (with missing parents) and made 0700, also when an older version left it world-readable."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
+        path.chmod(PRIVATE_DIR_MODE)
+    return path
+
+
+def _private_tmp(path: Path, text: str) -> Path:
+    """A new 0600 file (from the first byte) beside ``path`` holding ``text``; one name per process."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return tmp
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, readable by its owner only."""
+    os.replace(_private_tmp(path, text), path)
+
+
+def service_password(path: Path) -> str:
+    """The password kept in ``path`` (0600), generated on first use (the first writer wins, never replaced):
+    URL-safe, so it goes into a URI as it is."""
+    if not path.exists():
+        private_dir(path.parent)
+        tmp = _private_tmp(path, secrets.token_urlsafe(24))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
@@ -90,11 +135,9 @@ class ManagedProcess:
         return proc.pid
 
     def record(self, pid: int, port: int, url: str) -> RunningService:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)
         service = RunningService(self.name, pid, port, url, time.time())
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(service)))
-        os.replace(tmp, self.state_file)
+        write_private(self.state_file, json.dumps(dataclasses.asdict(service)))  # the URL may carry a password
         return service
 
     def wait_ready(self, pid: int, port: int, timeout: float, log_file: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from scbda_assets.services.embedded import EmbeddedService
@@ -38,8 +39,20 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
+# What the Connect server (a JVM that runs Python workers) needs from the caller's environment; nothing else goes in,
+# so no SCBDA_* URI with a password, no cloud token, no unrelated variable reaches a process that runs client code.
+SERVER_VARIABLES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
+                              "LD_LIBRARY_PATH", "ARROW_DEFAULT_MEMORY_POOL"})
+SERVER_PREFIXES = ("SPARK_", "PYSPARK_", "HADOOP_", "LC_")
+
+
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` a Spark server process gets (SERVER_VARIABLES and SERVER_PREFIXES)."""
+    return {key: value for key, value in environ.items() if key in SERVER_VARIABLES or key.startswith(SERVER_PREFIXES)}
+
+
 def spark_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    env = server_environment(os.environ)
     env.update(
         SPARK_HOME=str(spark_home()),
         JAVA_HOME=java_home(),

@@ -21,7 +21,7 @@ START = DATA_START
 END = dt.datetime(2026, 11, 20, 11, 0, tzinfo=dt.UTC)
 
 
-class Crash(Exception):
+class Crash(BaseException):  # a process death, not an error recovery handles
     pass
 
 
@@ -59,7 +59,8 @@ def test_archives_eligible_hours_with_spec_layout_and_manifest(mongo_db, spark, 
         assert folder.startswith("orders_fact/event_date=2026-11-20/hour=")
         assert name.startswith(f"part-{manifest['batch_id']}-") and name.endswith(".parquet")
     versions = manifest_store.versions(store, manifest["batch_id"])
-    assert [path for _, path in versions] == [f"_manifests/{manifest['batch_id']}.2.json"]  # pending, verified, complete
+    # pending, verified, complete: the last two kept (the fallback), named with the writer's lease epoch
+    assert [path for _, path in versions] == [f"_manifests/{manifest['batch_id']}.{seq}.e1.json" for seq in (2, 1)]
     on_disk = json.loads(store.read_text(versions[0][1]))
     assert on_disk["status"] == mf.COMPLETE
     assert {"batch_id", "created_at", "cutoff", "status", "collections"} <= set(on_disk)
@@ -178,8 +179,9 @@ def test_nothing_eligible_before_the_horizon_writes_nothing(mongo_db, spark, sto
 def test_layout_paths():
     hour = dt.datetime(2026, 1, 2, 3, tzinfo=dt.UTC)
     assert layout.hour_dir("orders_fact", hour) == "orders_fact/event_date=2026-01-02/hour=03"
-    assert layout.part_file("orders_fact", "event_date=2026-01-02/hour=03", "B", 1) == (
-        "orders_fact/event_date=2026-01-02/hour=03/part-B-00001.snappy.parquet")
+    assert layout.attempt_part_file("orders_fact", "event_date=2026-01-02/hour=03", "B", 7,
+                                    "part-00001-f00d-c000.snappy.parquet") == (
+        "orders_fact/event_date=2026-01-02/hour=03/part-B-e7-00001-f00d-c000.snappy.parquet")
     assert layout.manifest_file("B") == "_manifests/B.json"
     assert layout.partition_key(hour) == "2026-01-02-03:00"
     assert layout.hour_of_partition_key("2026-01-02-03:00") == hour

@@ -127,6 +127,45 @@ def test_an_incomplete_batch_is_finished_even_below_the_threshold(test_env, spar
     assert_each_once(spark, store, mongo_db, {"orders_fact": docs})
 
 
+def test_a_recovery_that_ended_busy_is_requested_again_on_the_next_tick(test_env, mongo_db, tmp_path):
+    """A recovery run that lost the lease ends SUCCESS with the busy tag: the next tick asks again (a new key), so
+    archival never stops for good; a parked batch is no longer requested."""
+    from scbda_assets.archive import manifest as mf
+    from scbda_assets.archive import manifest_store, stuck
+    from scbda_assets.archive.assets import ARCHIVE_TAGS, OUTCOME_TAG
+    from scbda_assets.archive.jobs import RECOVERS_TAG
+    from scbda_assets.archive.protocol import INCOMPLETE_DIR
+    from scbda_assets.archive.storage import ArchiveStore
+
+    settings = _settings(test_env)  # threshold 300 MB: only the incomplete batch asks for a run
+    store = ArchiveStore(settings.archive_uri)
+    start = floor_hour(_now()) - 3 * HOUR
+    batch_id = layout.new_batch_id(_now(), "0badc0de")
+    manifest = mf.new_manifest(batch_id, created_at=_now(), start=start, cutoff=start + HOUR,
+                               collections=["orders_fact"])
+    store.ensure_text(f"{INCOMPLETE_DIR}/{batch_id}", batch_id)
+    manifest_store.write_manifest(store, {**manifest, "status": mf.VERIFIED}, 1)
+    resources = {"mongo": MongoResource(uri=settings.mongo_uri, database_name=settings.mongo_db),
+                 "settings": SettingsResource.from_settings(settings)}
+    keys = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        for _ in range(3):
+            with dg.build_sensor_context(resources=resources, instance=instance) as context:
+                request = archive_size_sensor(context)
+            assert isinstance(request, dg.RunRequest), request
+            keys.append(request.run_key)
+            # The requested run found the lease taken (or lost it): Dagster shows SUCCESS, tagged busy.
+            instance.add_run(dg.DagsterRun(job_name="archive_job", status=dg.DagsterRunStatus.SUCCESS,
+                                           tags={**ARCHIVE_TAGS, **request.tags, OUTCOME_TAG: "busy"}))
+        assert keys == [f"recover-{batch_id}-attempt{n}" for n in range(3)]
+        assert request.tags[RECOVERS_TAG] == batch_id
+        for _ in range(stuck.PARK_AFTER):
+            stuck.record_failure(mongo_db, store, batch_id, RuntimeError("poison"))
+        with dg.build_sensor_context(resources=resources, instance=instance) as context:
+            parked = archive_size_sensor(context)
+    assert not isinstance(parked, dg.RunRequest) or RECOVERS_TAG not in parked.tags
+
+
 def test_no_decision_while_an_archive_run_is_in_progress(test_env, mongo_db):
     from scbda_assets.archive.assets import ARCHIVE_TAGS
 

@@ -43,7 +43,8 @@ def test_verification_passes_then_names_each_breakage(test_env, spark_server, mo
     manifest = json.loads(store.read_text(manifest_path))
     real = manifest["collections"]["orders_fact"]["record_count"]
     manifest["collections"]["orders_fact"]["record_count"] = real + 1
-    store.write_text_atomically(manifest_path, json.dumps(manifest))
+    store.delete_file(manifest_path)  # tampering by hand: the protocol itself never rewrites a manifest version
+    store.write_new_text(manifest_path, json.dumps(manifest))
     (problem,) = verify_recent_batches(store, mongo_db, "orders_fact")["problems"]
     assert problem.endswith(f"{real} rows in files, manifest says {real + 1}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 import subprocess
 
@@ -93,11 +94,14 @@ def test_cli_services_up_prints_shell_settings(own_home, monkeypatch):
 
     result = CliRunner().invoke(main, ["services", "up"], env=own_home)
     assert result.exit_code == 0, result.output
-    lines = dict(line.split("=", 1) for line in result.output.strip().splitlines())
-    assert lines["SCBDA_MONGO_URI"].startswith("mongodb://127.0.0.1:")
-    assert lines["SCBDA_REDIS_URL"].startswith("redis://127.0.0.1:")
+    lines = dict(shlex.split(line)[0].split("=", 1) for line in result.output.strip().splitlines())
+    # Shell-evaluable settings with the passwords the clients need; `status` shows them redacted.
+    assert lines["SCBDA_MONGO_URI"].startswith("mongodb://scbda:") and "@127.0.0.1:" in lines["SCBDA_MONGO_URI"]
+    assert lines["SCBDA_REDIS_URL"].startswith("redis://:") and "@127.0.0.1:" in lines["SCBDA_REDIS_URL"]
+    assert pymongo.MongoClient(lines["SCBDA_MONGO_URI"], serverSelectionTimeoutMS=3000).list_database_names()
     status = CliRunner().invoke(main, ["services", "status"], env=own_home)
     assert "mongod: running pid=" in status.output and "redis: running pid=" in status.output
+    assert ":***@127.0.0.1:" in status.output and lines["SCBDA_REDIS_URL"].split("@")[0][10:] not in status.output
     down = CliRunner().invoke(main, ["services", "down"], env=own_home)
     assert "mongod" in down.output and "redis" in down.output
 
