@@ -22,7 +22,7 @@ from scbda_assets.timeutil import parse_iso
 
 EXIT_CONFIG = 2
 EXIT_SERVICE = 3
-EXIT_BUSY = 4  # `scbda archive`: another archive writer holds the lease; nothing was changed
+EXIT_BUSY = 4  # `scbda archive` / `scbda generate`: another writer holds the lease / the stream; nothing was changed
 
 
 _PATH_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError, FileNotFoundError)
@@ -177,10 +177,19 @@ def services_status_command() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar (stderr).")
 @_one_line_errors
 def generate(minutes, rate, end, seed, no_progress) -> None:
-    """Write N minutes of history ending at --end as fast as possible; print a JSON summary."""
-    from scbda_assets.generator.backfill import backfill
+    """Write N minutes of history ending at --end as fast as possible; print a JSON summary.
 
-    _print_json(backfill(_settings(), minutes=minutes, rate=rate, end=end, seed=seed, progress=not no_progress))
+    Exit 4 ("busy"): another writer holds the stream (or took it over); nothing of this run remains."""
+    from scbda_assets.generator.backfill import backfill
+    from scbda_assets.generator.claim import ClaimLost, ClockMoved, StreamBusy
+
+    try:
+        summary = backfill(_settings(), minutes=minutes, rate=rate, end=end, seed=seed, progress=not no_progress)
+    except (StreamBusy, ClockMoved, ClaimLost) as exc:
+        _fail(str(exc), EXIT_BUSY)
+    except KeyboardInterrupt:  # the interrupted batch was rolled back before this line (generator/stream.py)
+        _fail("interrupted: nothing past the committed clock is left; run the command again to continue", 130)
+    _print_json(summary)
 
 
 @main.command()

@@ -1,8 +1,8 @@
 """Dagster assets of the generator: the four reference dimensions and the hot-store multi-asset (thin wiring).
 
 Lineage: regions_dim, dcs_dim, skus_dim, suppliers_dim → orders_fact, shipments_fact, inventory_fact,
-inventory_state. The dimensions are written from the calibration of the configured rate (dcs_dim capacities must
-match the simulated stock, see docs/calibration.md); the generator job includes them, and the schedule selects them
+inventory_state. The dimensions are written from the calibration of the stream's rate (the configured rate before a stream
+exists; dcs_dim capacities must match the simulated stock, see docs/calibration.md); the generator job includes them, and the schedule selects them
 whenever they are missing or differ from the configuration.
 """
 
@@ -15,8 +15,8 @@ import pandas as pd
 
 from scbda_assets.contract import FACT_COLLECTIONS
 from scbda_assets.domain.calibration import DIMENSION_KEYS, dimension_documents
-from scbda_assets.generator import store
-from scbda_assets.generator.stream import advance
+from scbda_assets.generator import claim, store
+from scbda_assets.generator.stream import Progress, advance
 from scbda_assets.quality.rules import FACT_SCHEMAS
 from scbda_assets.resources import MongoResource, SettingsResource
 from scbda_assets.timeutil import parse_iso
@@ -71,14 +71,15 @@ def _dimension_asset(name: str) -> dg.AssetsDefinition:
     )
     def _dimension(context: dg.AssetExecutionContext, mongo: MongoResource, settings: SettingsResource):
         started = time.perf_counter()
-        config = settings.get()
-        docs = dimension_documents(name, config.events_per_minute)
-        counts = store.upsert_dimension(mongo.database(), name, docs, key_field)
+        db = mongo.database()
+        rate = claim.stream_rate(db, settings.get().events_per_minute)  # the stream's, once there is one
+        docs = dimension_documents(name, rate)
+        counts = store.upsert_dimension(db, name, docs, key_field)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(docs),
                 **counts,
-                "events_per_minute": config.events_per_minute,
+                "events_per_minute": rate,
                 "written_at": dg.MetadataValue.timestamp(dt.datetime.now(dt.UTC)),
                 "duration_s": round(time.perf_counter() - started, 3),
                 "preview": _preview(docs),
@@ -111,9 +112,13 @@ def hot_store(context: dg.AssetExecutionContext, mongo: MongoResource, settings:
     tick = context.run.tags.get(SCHEDULED_TIME_TAG)
     end = parse_iso(tick) if tick else dt.datetime.now(dt.UTC)
     db = mongo.database()
-    result = advance(
-        db, config, end=end, start_if_new=end - dt.timedelta(minutes=1), max_minutes=config.catchup_max_minutes
-    )
+    try:
+        result = advance(
+            db, config, end=end, start_if_new=end - dt.timedelta(minutes=1), max_minutes=config.catchup_max_minutes
+        )
+    except claim.StreamBusy as busy:  # a backfill holds the stream: this tick writes nothing, the next catches up
+        context.log.warning(str(busy))
+        result = Progress(start=end, end=end)
     context.log.info(
         f"generator: {result.minutes} minute(s) {result.start:%Y-%m-%d %H:%M} → {result.end:%H:%M} UTC, "
         f"{result.events} documents in {result.seconds:.2f}s"

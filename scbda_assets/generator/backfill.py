@@ -2,19 +2,22 @@
 
 The window is [end − N min, end) on whole minutes. An existing stream is continued, never rewritten: minutes
 before the stored clock are not written again (a window entirely before it writes nothing), and a clock older
-than the window start jumps forward to it (the skipped minutes have no events; stock carries over).
+than the window start jumps forward to it (the skipped minutes have no events; stock carries over). A stream has
+one rate and seed (SPEC §7): ``--rate``/``--seed`` other than the stream's are refused (exit 2), a live writer of
+the same stream makes this one wait, then say "busy" (exit 4), and a new stream over stored time is refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from tqdm import tqdm
 
 from scbda_assets.domain.calibration import expected_dimensions
-from scbda_assets.generator import store
+from scbda_assets.generator import claim, store
 from scbda_assets.clients import mongo_client, settings_mongo_uri
-from scbda_assets.generator.stream import advance
+from scbda_assets.generator.stream import advance, wall_clock
 from scbda_assets.settings import ConfigError, Settings
 from scbda_assets.timeutil import floor_minute
 
@@ -28,9 +31,12 @@ def backfill(
     seed: int | None = None,
     progress: bool = True,
     desc: str = "generate",
+    clock: Callable[[], dt.datetime] = wall_clock,
 ) -> dict:
-    """Write the window and return a JSON-able summary (events per collection, seconds, events/s)."""
-    now = dt.datetime.now(dt.UTC)
+    """Write the window and return a JSON-able summary (events per collection, seconds, events/s).
+
+    ``rate``/``seed`` None: the stream's (a new stream: the settings'); another than the stream's is refused."""
+    now = clock()
     end = now if end is None else (end if end.tzinfo else end.replace(tzinfo=dt.UTC))
     if minutes < 1:
         raise ConfigError(f"--minutes {minutes} is not valid: expected a whole number of minutes >= 1")
@@ -42,9 +48,14 @@ def backfill(
     start = end - dt.timedelta(minutes=minutes)
     client = mongo_client(settings_mongo_uri(settings))
     db = client[settings.mongo_db]
-    store.load_state(db)  # a malformed state fails here, with one line, before the progress bar is drawn
-    rate = float(rate if rate is not None else settings.events_per_minute)
-    dimensions_written = store.ensure_dimensions(db, expected_dimensions(rate))
+    try:
+        store.load_state(db)  # a malformed state fails here, with one line, before the progress bar is drawn
+        # Another rate or seed than the stream's: refused here, before anything (dimensions included) is written.
+        stream_rate, stream_seed = claim.resolve_params(db, rate, seed, default_rate=settings.events_per_minute,
+                                                        default_seed=settings.seed)
+    except BaseException:
+        client.close()
+        raise
     bar = tqdm(total=minutes, unit="min", desc=desc, disable=not progress, leave=False)
     done = [0]
 
@@ -55,8 +66,11 @@ def backfill(
 
     try:
         result = advance(
-            db, settings, end=end, start_if_new=start, rate=rate, seed=seed, jump_to=start, on_batch=on_batch
+            db, settings, end=end, start_if_new=start, rate=rate, seed=seed, jump_to=start, on_batch=on_batch,
+            now=clock,
         )
+        # The dimensions of the stream that was written (a writer that lost the race never writes them).
+        dimensions_written = store.ensure_dimensions(db, expected_dimensions(claim.stream_rate(db, stream_rate)))
     finally:
         bar.close()
         client.close()
@@ -66,9 +80,9 @@ def backfill(
         "window_end": result.end.isoformat(),
         "minutes": result.minutes,
         "skipped_minutes": result.skipped_minutes,
-        "rate": rate,
+        "rate": stream_rate,
         "dimensions_written": dimensions_written,
-        "seed": int(seed if seed is not None else settings.seed),
+        "seed": stream_seed,
         "events": dict(result.written),
         "receipts": result.received,
         "late_events_pending": result.late_pending,

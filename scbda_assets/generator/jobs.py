@@ -3,8 +3,10 @@
 Each tick requests one run of ``generator_job`` (run key = the tick, so a tick never runs twice). The run writes
 every whole minute from the stored clock up to the tick, at most ``SCBDA_CATCHUP_MAX_MINUTES`` (after downtime the
 stream catches up over a few ticks, without gaps or overlaps). The reference dimensions are part of the run when
-the dims collections are missing or differ from the configuration (fresh `dagster dev`, changed rate), or when
-MongoDB cannot be checked (the run then reports the service error).
+the dims collections are missing or differ from the stream's rate (the configured rate before a stream exists:
+fresh `dagster dev`, changed rate), or when MongoDB cannot be checked (the run then reports the service error).
+The stream's rate, not the setting, once it exists: a backfill and the schedule never overwrite each other's
+capacities.
 """
 
 
@@ -12,7 +14,7 @@ import dagster as dg
 
 from scbda_assets.contract.stages import GENERATOR, stage_tags
 from scbda_assets.domain.calibration import expected_dimensions
-from scbda_assets.generator import store
+from scbda_assets.generator import claim, store
 from scbda_assets.generator.assets import DIMENSION_NAMES, FACT_NAMES
 from scbda_assets.resources import MongoResource, SettingsResource
 
@@ -31,7 +33,9 @@ def run_selection(mongo: MongoResource, settings: SettingsResource) -> list[dg.A
     """The assets one tick materializes: the facts, plus the dimensions when they are not current."""
     facts = [dg.AssetKey(name) for name in FACT_NAMES]
     try:
-        current = store.dimensions_current(mongo.database(), expected_dimensions(settings.get().events_per_minute))
+        db = mongo.database()
+        rate = claim.stream_rate(db, settings.get().events_per_minute)
+        current = store.dimensions_current(db, expected_dimensions(rate))
     except Exception:  # unreachable or misconfigured: let the run include everything and fail with one clear line
         current = False
     return facts if current else [dg.AssetKey(name) for name in DIMENSION_NAMES] + facts

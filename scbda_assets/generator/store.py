@@ -5,8 +5,9 @@ Crash safety of one write batch (consecutive minutes [as_of, end)):
 2. receipts update their shipments (idempotent $set);
 3. late events not yet due go to ``generator_pending`` (keyed by business id, so a retry is a no-op);
 4. the state document (stock, purchase orders in transit, ``as_of``) is replaced in ONE update guarded by the
-   previous ``as_of`` — the single point where stock changes are applied, so a crash before it leaves the old
-   state and the retry regenerates the same events (same RNG, same ids), and a second writer cannot apply twice;
+   previous ``as_of`` and the writer's claim (``generator/claim.py``) — the single point where stock changes are
+   applied, so a crash before it leaves the old state (the next claim rolls back what is past it), and a second
+   writer cannot apply twice;
 5. ``inventory_state`` (one document per pair) is rewritten from the state, and released pending events dropped.
 """
 
@@ -158,15 +159,16 @@ def load_state(db: Database) -> State | None:
             raise ValueError("purchase order pair out of range")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateError(
-            f"{db.name}.{STATE_COLLECTION} is malformed ({type(exc).__name__}: {exc}); "
-            f"delete that document to restart the stream from fresh stock"
+            f"{db.name}.{STATE_COLLECTION} is malformed ({type(exc).__name__}: {exc}); the stream cannot continue "
+            f"from it: restore that document from a backup, or start a new stream in another database "
+            f"(SCBDA_MONGO_DB) with a new archive root (a new stream never rewrites stored time)"
         ) from None
     return state
 
 
-def save_state(db: Database, state: State, previous_as_of: np.datetime64 | None, info: dict) -> bool:
-    """Replace the state if it is still at ``previous_as_of`` (None: only if there is none). False if it moved."""
-    doc = {
+def state_fields(state: State, info: dict) -> dict:
+    """The state document's fields (without ``_id`` and ``claim``)."""
+    return {
         "as_of": to_datetime(state.as_of),
         "on_hand": state.on_hand.tolist(),
         "purchase_orders": [
@@ -176,6 +178,14 @@ def save_state(db: Database, state: State, previous_as_of: np.datetime64 | None,
         ],
         **info,
     }
+
+
+def save_state(db: Database, state: State, previous_as_of: np.datetime64 | None, info: dict, *,
+               claim_token: str | None = None) -> bool:
+    """Commit: replace the state if it is still at ``previous_as_of`` and (``claim_token``) still claimed by this
+    writer — the claim is kept for its next batch. None as ``previous_as_of``: only if there is no state.
+    False if the clock moved or the claim is another writer's."""
+    doc = state_fields(state, info)
     collection = db[STATE_COLLECTION]
     if previous_as_of is None:
         try:
@@ -183,8 +193,23 @@ def save_state(db: Database, state: State, previous_as_of: np.datetime64 | None,
             return True
         except DuplicateKeyError:
             return False
-    result = collection.replace_one({"_id": STATE_ID, "as_of": to_datetime(previous_as_of)}, doc)
+    guard = {"_id": STATE_ID, "as_of": to_datetime(previous_as_of)}
+    if claim_token is not None:
+        guard["claim.token"] = claim_token
+    result = collection.update_one(guard, {"$set": doc})
     return result.matched_count == 1
+
+
+def newest_event_time(db: Database) -> dt.datetime | None:
+    """The newest event time of any fact in MongoDB (through the event-time indexes)."""
+    times = []
+    for name, field in (("orders_fact", "order_ts"), ("shipments_fact", "shipment_ts"),
+                        ("inventory_fact", "inventory_ts")):
+        doc = db[name].find_one({field: {"$type": "date"}}, {field: 1}, sort=[(field, -1)])
+        if doc:
+            value = doc[field]
+            times.append(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
+    return max(times, default=None)
 
 
 def write_inventory_state(db: Database, state: State, policy: Policy) -> None:

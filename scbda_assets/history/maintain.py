@@ -5,9 +5,11 @@ Which order hours are (re)built:
 1. missing: every whole hour of the last ``RETAIN_DAYS`` before ``floor_hour(now)`` that has no build record,
    from the store's first event on (older hours are empty by definition, and not visited);
 2. late events: the hours of orders with ``ingested_at`` >= the scan watermark, unless the hour was built after
-   they were visible (``built_at − SEAL_GRACE``). The watermark then moves to ``now - SEAL_GRACE`` (a writer's
-   documents are visible within that of the ``ingested_at`` it stamped; a rescan of the overlap only rebuilds
-   hours, which is idempotent);
+   they were visible (``stamped_at − SEAL_GRACE``, the build's time on the writer's stamp clock). The watermark then moves to ``SEAL_GRACE`` before the writer's
+   stamp clock (``kpis/rollup.stamp_now``: ``now``, but no later than the newest ``ingested_at``), and builds are
+   stamped on that clock too, so a writer whose clock is behind this host's loses nothing (a writer's documents
+   are visible within that of the ``ingested_at`` it stamped; a rescan of the overlap only rebuilds hours, which
+   is idempotent);
 3. archive batches not yet folded in at their latest status: the hours they name (a late event written and archived
    between two scans is found here), read from the manifest catalog, only the batches recorded since the last read
    (``archive_batches``: one document per batch, no manifest listing).
@@ -28,6 +30,7 @@ from scbda_assets.archive.schema import ORDERS, SHIPMENTS
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.archive import catalog
 from scbda_assets.history import archive_batches, cold, orders_hourly, shipments
+from scbda_assets.kpis import rollup
 from scbda_assets.history.store import (
     HOURS,
     ORDERS_HOURLY,
@@ -70,6 +73,8 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
     if not get_state(history, SCAN_KEY):
         ensure_indexes(history)
     current = floor_hour(now)
+    # Builds are stamped, and the scan sealed, on the writer's stamp clock, never this host's (SPEC §9); read first
+    stamped = rollup.stamp_now(db, now)
     retain_from = current - RETAIN_DAYS * DAY
     earliest = earliest_order(db, history, archive)
 
@@ -95,7 +100,8 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
         shipment_hours |= {cold.partition_hour(p) for p in catalog.partitions(archive, batch, SHIPMENTS.collection)}
 
     to_build = sorted(h for h in dirty if retain_from <= h < current)
-    built = orders_hourly.build_hours(history, db, archive, to_build, now=now, rollup_from=rollup_from)
+    built = orders_hourly.build_hours(history, db, archive, to_build, now=now, rollup_from=rollup_from,
+                                      stamped=stamped)
 
     hot_shipment_ids = shipments.hot_ids(db) if shipment_hours else set()
     copied_cold = sum(shipments.sync_cold_hour(history, archive, hour, skip=hot_shipment_ids)
@@ -103,7 +109,7 @@ def refresh(db: Database, archive: ArchiveStore | None, *, now: dt.datetime,
     copied_hot = shipments.sync_hot(history, db)
 
     # Progress is recorded only after the work it covers is stored (a crash before this line redoes it).
-    set_state(history, SCAN_KEY, {"$max": {"watermark": now - SEAL_GRACE}})
+    set_state(history, SCAN_KEY, {"$max": {"watermark": stamped - SEAL_GRACE}})
     archive_batches.mark_folded(history, archive, batches, now=now)
     history[ORDERS_HOURLY].delete_many({"hour": {"$lt": retain_from}})
     history[HOURS].delete_many({"hour": {"$lt": retain_from}})
@@ -128,8 +134,8 @@ def _hours_with_late_orders(db: Database, history: Database, watermark: dt.datet
                 {"$group": {"_id": {"$dateTrunc": {"date": "$order_ts", "unit": "hour"}},
                             "last_ingested": {"$max": "$ingested_at"}}}]
     last_ingested = {utc(doc["_id"]): utc(doc["last_ingested"]) for doc in db[ORDERS.collection].aggregate(pipeline)}
-    built_at = {utc(doc["hour"]): utc(doc.get("built_at")) for doc in history[HOURS].find(
-        {"kind": "orders", "hour": {"$in": list(last_ingested)}}, {"hour": 1, "built_at": 1})}
+    built_at = {utc(doc["hour"]): utc(doc.get("stamped_at") or doc.get("built_at")) for doc in history[HOURS].find(
+        {"kind": "orders", "hour": {"$in": list(last_ingested)}}, {"hour": 1, "built_at": 1, "stamped_at": 1})}
     return {hour for hour, ingested in last_ingested.items()
             if built_at.get(hour) is None or ingested >= built_at[hour] - SEAL_GRACE}
 

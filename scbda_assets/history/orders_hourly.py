@@ -155,8 +155,11 @@ def order_sums(db: Database, archive: ArchiveStore | None, start: dt.datetime, e
 
 
 def build_hours(history: Database, db: Database, archive: ArchiveStore | None, hours: list[dt.datetime], *,
-                now: dt.datetime, rollup_from: dt.datetime | None = None) -> dict:
-    """(Re)build the stored sums of whole ``hours``. An hour with archive files: Parquet ∪ MongoDB, de-duplicated.
+                now: dt.datetime, rollup_from: dt.datetime | None = None,
+                stamped: dt.datetime | None = None) -> dict:
+    """(Re)build the stored sums of whole ``hours``. Each build records ``built_at`` = ``now`` and ``stamped_at``
+    = ``stamped`` (default ``now``): the same moment on the writer's stamp clock, read before the orders
+    (``kpis/rollup.stamp_now``), which the late-order scan compares ``ingested_at`` with. An hour with archive files: Parquet ∪ MongoDB, de-duplicated.
     Otherwise, runs of consecutive hours are one read: from the minute rollup when ``rollup_from`` (the coverage of a
     fold done in this run, at ``now``) is at or before them, else one MongoDB $group."""
     hours = sorted(set(hours))
@@ -165,6 +168,16 @@ def build_hours(history: Database, db: Database, archive: ArchiveStore | None, h
 
     def covered(hour: dt.datetime) -> bool:
         return rollup_from is not None and hour >= rollup_from
+
+    def from_both(hour: dt.datetime) -> None:
+        # MongoDB first, then the file listing: an archive batch publishes its files before MongoDB deletes, so an
+        # order missing from this read is in a file listed after it (read both ways, de-duplicated by id).
+        hot = _hot_rows(db, hour, hour + HOUR)
+        files = cold.hour_files(archive, ORDERS.collection, hour)
+        union = _dedup_union(hot, _cold_rows(archive, files, hour, hour + HOUR))
+        report["from_archive"] += 1
+        report["orders"] += _store_hour(history, hour, hour_rows(_sum_rows(union, by_minute=True)).get(hour, []),
+                                        now=now, stamped=stamped, sources=["parquet", "mongodb"])
 
     def flush_run():
         if run:
@@ -176,7 +189,11 @@ def build_hours(history: Database, db: Database, archive: ArchiveStore | None, h
                 minute_rows = _mongo_group(db, start, end, by_minute=True)
             built = hour_rows(minute_rows)
             for hour in run:
-                report["orders"] += _store_hour(history, hour, built.get(hour, []), now=now, sources=["mongodb"])
+                if cold.hour_files(archive, ORDERS.collection, hour):  # archived while MongoDB was read: again
+                    from_both(hour)
+                    continue
+                report["orders"] += _store_hour(history, hour, built.get(hour, []), now=now, stamped=stamped,
+                                                sources=["mongodb"])
             run.clear()
 
     for hour in hours:
@@ -187,10 +204,7 @@ def build_hours(history: Database, db: Database, archive: ArchiveStore | None, h
             run.append(hour)
             continue
         flush_run()
-        union = _dedup_union(_hot_rows(db, hour, hour + HOUR), _cold_rows(archive, files, hour, hour + HOUR))
-        report["from_archive"] += 1
-        report["orders"] += _store_hour(history, hour, hour_rows(_sum_rows(union, by_minute=True)).get(hour, []),
-                                        now=now, sources=["parquet", "mongodb"])
+        from_both(hour)
     flush_run()
     return report
 
@@ -214,6 +228,7 @@ def requested_since(history: Database, hour: dt.datetime, minute: int) -> list[d
 
 
 def _store_hour(history: Database, hour: dt.datetime, rows: list[dict], *, now: dt.datetime,
+                stamped: dt.datetime | None = None,
                 sources: list[str]) -> int:
     """Replace the rows of one hour: upsert the new rows, drop the pairs that are gone, record the build."""
     stamp = f"{hour:%Y-%m-%dT%H}"
@@ -227,7 +242,8 @@ def _store_hour(history: Database, hour: dt.datetime, rows: list[dict], *, now: 
     history[ORDERS_HOURLY].bulk_write(operations, ordered=True)
     orders = sum(row["orders"] for row in rows)
     history[HOURS].replace_one({"_id": f"orders|{stamp}"},
-                               {"kind": "orders", "hour": hour, "built_at": now, "orders": orders, "sources": sources},
+                               {"kind": "orders", "hour": hour, "built_at": now, "stamped_at": stamped or now,
+                                "orders": orders, "sources": sources},
                                upsert=True)
     return orders
 

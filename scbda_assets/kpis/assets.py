@@ -19,6 +19,7 @@ from scbda_assets.kpis.refresh import (
     wall_clock,
 )
 from scbda_assets.failures import service_failures
+from scbda_assets.settings import ConfigError
 from scbda_assets.resources import MongoResource, RedisResource, SettingsResource, SparkResource
 
 ASSET_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(f"kpi_{name}") for name in KPI_NAMES}
@@ -41,8 +42,9 @@ class KpiRunConfig(dg.Config):
     )
     live: bool | None = Field(
         default=None,
-        description="Write the live kpi:* keys. Default: yes unless as_of is more than 5 minutes in the past (a past "
-        "as-of records its payloads in the materialization metadata instead). The schedule passes true.",
+        description="Write the live kpi:* keys (default: yes). Never for an as_of more than 5 minutes in the past, "
+        "even with true (a past as-of records its payloads in the materialization metadata instead), and only if "
+        "as_of is newer than the live snapshot's (SPEC §10). A future as_of is refused. The schedule passes true.",
     )
 
 
@@ -72,11 +74,18 @@ def kpis(
     """Compute the selected KPIs in one Spark session and write them to Redis in one transaction."""
     names = tuple(name for name in KPI_NAMES if ASSET_KEYS[name] in context.selected_asset_keys)
     now = wall_clock()
-    as_of = parse_as_of(config.as_of, now=now)
-    live = config.live if config.live is not None else not is_past(as_of, now)
+    try:
+        as_of = parse_as_of(config.as_of, now=now)
+    except ConfigError as refused:  # a future or unreadable as-of: one line, nothing computed
+        raise dg.Failure(description=str(refused)) from None
+    past = is_past(as_of, now)
+    live = config.live is not False and not past  # the live snapshot only moves forward: never a past as-of
+    if config.live and past:
+        context.log.warning(f"live: true ignored: as-of {as_of.isoformat()} is in the past; the live kpi:* keys "
+                            f"are left as they are (payloads in the metadata)")
     with service_failures():
         outcome = _refresh(as_of, live, names, mongo=mongo, redis=redis, pyspark=pyspark, settings=settings.get())
-    where = "Redis" if live else "metadata only (as-of in the past: live keys untouched)"
+    where = "Redis" if outcome.published else f"metadata only ({outcome.not_published})"
     context.log.info(f"KPIs {', '.join(names)} as of {as_of.isoformat()} in {outcome.seconds:.2f} s -> {where}")
     for name in names:
         yield dg.MaterializeResult(asset_key=ASSET_KEYS[name], metadata=materialization_metadata(name, outcome))
@@ -120,14 +129,15 @@ def materialization_metadata(name: str, outcome: RefreshOutcome) -> dict:
         "mongo_seconds": dg.MetadataValue.float(round(outcome.run.mongo_seconds, 3)),
         "spark_seconds": dg.MetadataValue.float(round(outcome.run.spark_seconds, 3)),
         "orders_from": dg.MetadataValue.text(outcome.run.orders_from),
-        "redis_key": dg.MetadataValue.text(f"kpi:{name}" if outcome.published else "(not written: past as-of)"),
+        "redis_key": dg.MetadataValue.text(f"kpi:{name}" if outcome.published
+                                           else f"(not written: {outcome.not_published})"),
         "preview": dg.MetadataValue.md(markdown_table(result.rows[:PREVIEW_ROWS], total=len(result.rows))),
     }
     if name == "stockout_risk":
         metadata["alert_count"] = dg.MetadataValue.int(alert_count(result.rows))
     if result.history_days is not None:
         metadata["history_days"] = dg.MetadataValue.float(float(result.history_days))
-    if not outcome.published:  # a past as-of: the payload lives here, not in the live keys
+    if not outcome.published:  # a past as-of, or a newer one is live: the payload lives here
         metadata["payload"] = dg.MetadataValue.json(result.payload())
     headline = HEADLINE_OF[name]
     value = outcome.headline.get(headline)

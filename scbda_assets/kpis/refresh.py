@@ -56,6 +56,8 @@ def wall_clock() -> dt.datetime:
 CLOCK_WAIT_SECONDS = 5.0
 # An as-of older than this (by the wall clock) is "in the past": its payloads are printed, never published.
 PAST_AS_OF = dt.timedelta(minutes=5)
+# A later as-of than this is refused (a schedule tick is never ahead of the clock; this only absorbs small skew).
+FUTURE_AS_OF = dt.timedelta(minutes=1)
 GENERATOR_STATE = ("generator_state", "simulation")  # scbda_assets.generator.store: STATE_COLLECTION, STATE_ID
 
 
@@ -141,6 +143,8 @@ class RefreshOutcome:
     written_keys: tuple[str, ...]
     daily: dict | None = None  # the history:daily payload
     published: bool = True
+    live_as_of: dt.datetime | None = None  # the as-of of the live snapshot after this run (publishing runs)
+    not_published: str | None = None  # why the live keys were not written (a past as-of, or a newer one is live)
 
     def payloads(self) -> dict[str, dict]:
         """Every value the run computed, by Redis key name (what a past as-of prints instead of writing)."""
@@ -169,15 +173,21 @@ class RefreshOutcome:
 
 
 def parse_as_of(value: str | dt.datetime | None, *, now: dt.datetime) -> dt.datetime:
-    """As-of time T: an ISO 8601 string or datetime (no offset = UTC), default ``now``."""
+    """As-of time T: an ISO 8601 string or datetime (no offset = UTC), default ``now``. A future T is refused
+    (SPEC §10: its windows would be empty and look fresh, and the live snapshot would jump ahead)."""
     if value is None or value == "":
         return now
     if isinstance(value, str):
         try:
-            return parse_iso(value)
+            moment = parse_iso(value)
         except ValueError:
             raise ConfigError(f"as_of={value!r} is not a time: expected ISO 8601, e.g. 2026-11-22T10:00:00Z") from None
-    return utc(value)
+    else:
+        moment = utc(value)
+    if moment > now + FUTURE_AS_OF:
+        raise ConfigError(f"as-of {iso(moment)} is in the future: expected a time up to now ({iso(now)}); "
+                          f"nothing was computed or written")
+    return moment
 
 
 def run_refresh(
@@ -200,7 +210,8 @@ def run_refresh(
 
     ``clock`` gives the wall time (rollup and history sealing, completion stamp); a fixed-date caller returns T
     from it. ``spark``: a session, or a :class:`SparkHandle` (reopened once if Spark Connect closed it).
-    ``publish=False`` (a past as-of) computes the same payloads and writes nothing."""
+    ``publish=False`` (a past as-of) computes the same payloads and writes nothing; a publish whose as-of is not
+    newer than the live snapshot's writes nothing either (``outcome.not_published`` says why)."""
     started = time.perf_counter()
     handle = spark if isinstance(spark, SparkHandle) else SparkHandle(lambda: spark, session=spark)
     with service_errors(db=db, redis_client=redis_client):
@@ -214,12 +225,15 @@ def run_refresh(
         daily = daily_history(db, archive, as_of=as_of, data_until=end, raw_sums=raw)
         headline = headline_numbers(run.results)
         completed_at = clock()
-        written = {}
+        written, live, reason = {}, None, None if publish else "as-of in the past: the live keys are never written"
         if publish:
-            written = publish_snapshot(redis_client, run.results, headline, as_of=as_of, ttl_seconds=ttl_seconds,
-                                       key=key, completed_at=completed_at, extra={DAILY_KEY: daily})
+            published = publish_snapshot(redis_client, run.results, headline, as_of=as_of, ttl_seconds=ttl_seconds,
+                                         key=key, completed_at=completed_at, extra={DAILY_KEY: daily})
+            written, live = published.written, published.live_as_of
+            if not published.ok:
+                reason = f"a newer snapshot is live (as-of {iso(live)}): the live snapshot only moves forward"
     return RefreshOutcome(run, headline, time.perf_counter() - started, completed_at, tuple(written), daily=daily,
-                          published=publish)
+                          published=bool(written), live_as_of=live, not_published=reason)
 
 
 class service_errors:
@@ -283,7 +297,8 @@ def open_spark(spark_config: dict, session_factory: Callable[[], object]):
 def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None,
                       clock: Callable[[], dt.datetime] = wall_clock) -> dict:
     """`scbda kpis`: compute the five KPIs at ``as_of`` (default now), write Redis, return a JSON-able summary.
-    An as-of in the past (older than ``PAST_AS_OF``) writes nothing: the summary then carries every payload."""
+    A future as-of is refused (ConfigError). An as-of in the past (older than ``PAST_AS_OF``), or not newer than the
+    live snapshot's, writes nothing: the summary then carries every payload and ``not_published``."""
     from scbda_assets.resources import open_resources
 
     now = clock()
@@ -306,8 +321,9 @@ def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None,
             if handle is not None and handle.reopened:
                 handle.close()
     summary = outcome.summary()
-    if not live:
-        summary["published"] = False
+    summary["published"] = outcome.published
+    if not outcome.published:
+        summary["not_published"] = outcome.not_published
         summary["payloads"] = outcome.payloads()
     return summary
 

@@ -15,7 +15,8 @@ Maintenance (``fold_new_orders``), once per KPI run, before the window is read:
    order (written up to 15 min after its order_ts) lands in a new ingest minute, so it is counted once, in its own
    order minute;
 3. the watermark moves to the start of the newest ingest minute that is sealed: minutes that ended more than
-   ``SEAL_GRACE`` ago by the wall clock. This assumes a writer's documents are visible within ``SEAL_GRACE`` of
+   ``SEAL_GRACE`` before the newest ingest stamp seen (and before ``now``): stamps are compared with stamps, so
+   a writer's clock minutes behind the KPI host's seals nothing early (``sealed_before``). This assumes a writer's documents are visible within ``SEAL_GRACE`` of
    the ``ingested_at`` it stamped (the generator stamps a batch just before writing it). The counts of the minutes
    after it are kept with the watermark; a count only ever lags what was folded (it is taken before the fold), so
    a lagging count costs one more fold, never a missed order;
@@ -106,6 +107,30 @@ def window_pipeline(start: dt.datetime, end: dt.datetime) -> list[dict]:
     return pipeline + pushdown.per_pair_orders(pushdown.order_sums_of_partials())
 
 
+def sealed_before(now: dt.datetime, newest_ingest_minute: dt.datetime | None) -> dt.datetime:
+    """The ingest minutes before this are sealed: ``SEAL_GRACE`` before the newest stamp the writer has made
+    (its minute's end), never later than ``now`` − ``SEAL_GRACE``. The stamps are compared with the stamps, so a
+    writer whose clock is minutes behind the KPI host's never has a minute sealed before it is written (SPEC §9,
+    time from one clock: the stamping writer's — one stream has one writer); no stamp yet: nothing new is sealed."""
+    if newest_ingest_minute is None:
+        return floor_minute(now - SEAL_GRACE - HORIZON)  # below every `since`: the caller keeps its watermark
+    return floor_minute(min(now, newest_ingest_minute + MINUTE) - SEAL_GRACE)
+
+
+def newest_ingest_minute(db: Database) -> dt.datetime | None:
+    """The minute of the newest ``ingested_at`` in orders_fact (one index seek on ``ORDERS_BY_INGESTION``)."""
+    doc = db.orders_fact.find_one({"ingested_at": {"$type": "date"}}, {"_id": 0, "ingested_at": 1},
+                                  sort=[("ingested_at", -1)])
+    return floor_minute(utc(doc["ingested_at"])) if doc else None
+
+
+def stamp_now(db: Database, now: dt.datetime) -> dt.datetime:
+    """``now`` on the writer's stamp clock: no later than the end of the newest ingest minute (read it before the
+    orders it is about). A build at this time saw every order stamped before it minus ``SEAL_GRACE``."""
+    newest = newest_ingest_minute(db)
+    return now if newest is None else min(now, newest + MINUTE)
+
+
 def fold_new_orders(db: Database, *, now: dt.datetime) -> dict:
     """Bring the rollup up to date (steps 1–4 above) at wall time ``now``; returns what it did (logs, benchmark)."""
     state = db[ROLLUP].find_one({"_id": STATE_ID}) or {}
@@ -127,7 +152,7 @@ def fold_new_orders(db: Database, *, now: dt.datetime) -> dict:
                      if counts.get(minute) != folded_counts.get(minute))
     if changed:
         db.orders_fact.aggregate(fold_pipeline(changed[0], covered_from))
-    watermark = max(since, floor_minute(now - SEAL_GRACE))
+    watermark = max(since, sealed_before(now, max(counts, default=None)))
     unsealed = sorted((minute, count) for minute, count in counts.items() if minute >= watermark)
     # Coverage first, rows second: a concurrent reader never trusts rows that are being pruned.
     db[ROLLUP].update_one({"_id": STATE_ID}, {"$max": {"watermark": watermark, "covered_from": covered_from},

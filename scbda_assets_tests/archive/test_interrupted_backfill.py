@@ -82,7 +82,9 @@ def test_backfill_killed_before_its_clock_commit_then_archival_then_resume(test_
     second = subprocess.run(archive, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
 
-    reference_env = {**env, "SCBDA_MONGO_DB": f"{test_env['SCBDA_MONGO_DB']}_reference"}
+    # (a reference stream of its own: a new stream on this archive root would be refused as a rewrite of its hours)
+    reference_env = {**env, "SCBDA_MONGO_DB": f"{test_env['SCBDA_MONGO_DB']}_reference",
+                     "SCBDA_ARCHIVE_URI": f"{test_env['SCBDA_ARCHIVE_URI']}-reference"}
     clean = subprocess.run([sys.executable, "-m", "scbda_assets.cli", *generate], env=reference_env,
                            capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0, clean.stderr[-2000:]

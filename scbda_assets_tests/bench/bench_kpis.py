@@ -25,6 +25,7 @@ import redis
 
 from scbda_assets.archive.protocol import archive_range
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.generator import claim
 from scbda_assets.history import maintain
 from scbda_assets.history.orders_hourly import build_hours
 from scbda_assets.history.sql_views import run_sql
@@ -83,6 +84,7 @@ def _scenario(settings: Settings, label: str, end: dt.datetime) -> list[dict]:
     if label == "30d":
         history = backfill(settings, minutes=30 * 1440 - LIVE_MINUTES, rate=LOW_RATE,
                            end=end - dt.timedelta(minutes=LIVE_MINUTES), seed=SEED, progress=False)
+        claim.change_params(db, HUNDRED_X, SEED)  # one stream, one rate at a time: 100x from its clock on
         live = backfill(settings, minutes=LIVE_MINUTES, rate=HUNDRED_X, end=end, seed=SEED, progress=False)
         notes.append(f"{history['total_events']} events over 30 days at {LOW_RATE:g}/min + "
                      f"{live['total_events']} in the last {LIVE_MINUTES} min at 100x")
@@ -122,7 +124,7 @@ def _scenario(settings: Settings, label: str, end: dt.datetime) -> list[dict]:
         # (at the live rate), so every tick folds a new minute of orders and reads a growing hour in progress.
         period_started = time.monotonic()
         as_of = end + dt.timedelta(minutes=i + 1)
-        backfill(settings, minutes=1, rate=live_rate, end=as_of, seed=SEED + 100 + i, progress=False)
+        backfill(settings, minutes=1, rate=live_rate, end=as_of, progress=False)  # the stream's seed
         elapsed, outcome = tick(as_of)
         if i + 1 < TIMED_RUNS:
             time.sleep(max(0.0, TICK_PERIOD_SECONDS - (time.monotonic() - period_started)))

@@ -104,7 +104,7 @@ def test_subset_materializes_and_writes_only_the_selected_kpis(kpi_db, redis_cli
     assert result.success
     assert set(_materializations(result)) == {"kpi_dc_utilization", "kpi_supplier_performance"}
     assert {key.decode() for key in redis_client.keys("kpi:*")} == {
-        "kpi:dc_utilization", "kpi:supplier_performance", "kpi:last_update", "kpi:history"}
+        "kpi:dc_utilization", "kpi:supplier_performance", "kpi:last_update", "kpi:history", "kpi:as_of"}
     assert redis_client.exists("history:daily")
 
 

@@ -13,7 +13,7 @@ import pytest
 from scbda_assets.kpis import compute
 from scbda_assets.kpis.compute import KPI_NAMES, KpiResult, compute_kpis
 from scbda_assets.contract import HISTORY_STREAM
-from scbda_assets.kpis.publish import publish_snapshot
+from scbda_assets.kpis.publish import LIVE_AS_OF_KEY, publish_snapshot
 from scbda_assets.kpis.refresh import refresh_kpis_once, run_refresh
 from scbda_assets.errors import ServiceUnavailable
 from scbda_assets.services.process import free_port
@@ -59,7 +59,7 @@ def test_key_prefix_applies_to_every_key(kpi_db, redis_client, spark_settings):
     prefixed = Settings.from_env({**spark_settings.to_env(), "SCBDA_KEY_PREFIX": "blue:"})
     refresh_kpis_once(prefixed, as_of=T, clock=lambda: T)
     keys = {key.decode() for key in redis_client.keys("*")}
-    assert keys == {f"blue:{key}" for key in [*ALL_KEYS, HISTORY_STREAM, "history:daily"]}
+    assert keys == {f"blue:{key}" for key in [*ALL_KEYS, HISTORY_STREAM, "history:daily", LIVE_AS_OF_KEY]}
 
 
 def test_history_stream_is_capped(redis_client):
@@ -72,7 +72,8 @@ def test_subset_writes_only_its_keys(redis_client):
     results = _results(T, 1)
     publish_snapshot(redis_client, {"dc_utilization": results["dc_utilization"]}, {}, as_of=T, ttl_seconds=180,
                      completed_at=T)
-    assert {key.decode() for key in redis_client.keys("*")} == {"kpi:dc_utilization", "kpi:last_update", HISTORY_STREAM}
+    assert {key.decode() for key in redis_client.keys("*")} == {"kpi:dc_utilization", "kpi:last_update", HISTORY_STREAM,
+                                                                LIVE_AS_OF_KEY}
 
 
 def test_a_concurrent_reader_never_sees_a_mix_of_two_runs(redis_client, settings):

@@ -185,12 +185,15 @@ def test_fold_reads_only_unsealed_ingest_minutes_through_the_index(mongo_db):
     ensure_indexes(mongo_db)
     mongo_db.orders_fact.insert_one(order("o1", ATTA, KHI, minutes_before(25)))
     report = rollup.fold_new_orders(mongo_db, now=T)
-    assert report["watermark"] == T - rollup.MINUTE
+    # Sealed by the writer's stamps (60 s before the end of the newest ingest minute), not by the KPI host's now:
+    # a writer whose clock is behind never has a minute sealed before it is written (SPEC §9).
+    assert report["watermark"] == minutes_before(25)
+    mongo_db.orders_fact.insert_one(order("o2", ATTA, KHI, minutes_before(20)))  # stamped after it: folded
     # Ingested before the watermark (sealed minutes are never re-read): not folded. Writers stamp ingested_at
     # within SEAL_GRACE of the write, so this does not happen with the generator.
-    mongo_db.orders_fact.insert_one(order("o2", ATTA, KHI, minutes_before(20)))
+    mongo_db.orders_fact.insert_one(order("o3", ATTA, KHI, minutes_before(30)))
     rollup.fold_new_orders(mongo_db, now=T)
-    assert _from_rollup(mongo_db, minutes_before(40), T)[(ATTA, KHI)]["orders"] == 1
+    assert _from_rollup(mongo_db, minutes_before(40), T)[(ATTA, KHI)]["orders"] == 2
     plan = mongo_db.command("explain", {"aggregate": "orders_fact", "pipeline": rollup.fold_pipeline(T)[:-1],
                                         "cursor": {}}, verbosity="queryPlanner")
     assert f"'indexName': '{ORDERS_BY_INGESTION}'" in str(plan)
