@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from pymongoarrow.api import Schema, find_arrow_all
 
-from scbda_assets.archive.layout import part_file, partition_dir
+from scbda_assets.archive.layout import attempt_part_file, partition_dir
 from scbda_assets.chaos import invariants as inv
 from scbda_assets.chaos.collect import MOVEMENT_COLUMNS, archive_root
 from scbda_assets.chaos.checker import check_stores
@@ -31,7 +31,8 @@ def chain(settings, mongo_db):
     for collection, field in (("orders_fact", "order_ts"), ("inventory_fact", "inventory_ts")):
         query = {field: {"$gte": hour, "$lt": hour + dt.timedelta(hours=1)}}
         table = find_arrow_all(mongo_db[collection], query, schema=Schema(MOVEMENT_COLUMNS[collection]))
-        path = root / part_file(collection, partition_dir(hour), "20260101T000000Z-0000abcd", 0)
+        path = root / attempt_part_file(collection, partition_dir(hour), "20260101T000000Z-0000abcd", 1,
+                                        "part-00000.snappy.parquet")
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, path)
         moved[collection] = mongo_db[collection].delete_many(query).deleted_count
