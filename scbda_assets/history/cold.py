@@ -78,6 +78,18 @@ def earliest_hour(store: ArchiveStore | None, collection: str) -> dt.datetime | 
     return None
 
 
+def earliest_event(store: ArchiveStore | None, collection: str, field: str) -> dt.datetime | None:
+    """The oldest archived event time itself (not its hour: ``history_days`` counts from the first order, and the
+    hour's start would stretch it by up to an hour), read from the oldest hour's files; None if none."""
+    hour = earliest_hour(store, collection)
+    if hour is None:
+        return None
+    schema = pa.schema([(field, pa.timestamp("us", tz="UTC"))])
+    table = read_files(store, hour_files(store, collection, hour), [field], schema)
+    oldest = pc.min(table[field]).as_py() if table.num_rows else None
+    return oldest or hour
+
+
 def partition_hour(partition: str) -> dt.datetime:
     """``event_date=YYYY-MM-DD/hour=HH`` (possibly prefixed by the collection) -> the hour."""
     date_dir, hour_dir = partition.rstrip("/").split("/")[-2:]

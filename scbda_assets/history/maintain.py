@@ -48,14 +48,14 @@ SCAN_KEY, EARLIEST_KEY = "orders_scan", "earliest_order"
 
 def earliest_order(db: Database, history: Database, archive: ArchiveStore | None) -> dt.datetime | None:
     """The earliest order of the whole store (hot or cold), remembered once seen (archival deletes it from MongoDB
-    later; the archive's oldest folder is the fallback for a history layer created after archival)."""
+    later; the archive's oldest event is the fallback for a history layer created after archival)."""
     state = get_state(history, EARLIEST_KEY)
     candidates = [utc(state.get("order_ts"))]
     first = db[ORDERS.collection].find_one({"order_ts": {"$type": "date"}}, {"order_ts": 1}, sort=[("order_ts", 1)])
     if first:
         candidates.append(utc(first["order_ts"]))
     if not state:
-        candidates.append(cold.earliest_hour(archive, ORDERS.collection))
+        candidates.append(cold.earliest_event(archive, ORDERS.collection, ORDERS.event_field))
     known = [c for c in candidates if c is not None]
     if not known:
         return None

@@ -66,3 +66,23 @@ def test_a_transient_io_error_fails_the_read_and_moves_nothing(tmp_path, monkeyp
     with pytest.raises(OSError, match="Could not obtain block"):
         cold.read_files(store, files, ["order_id"], SCHEMA)
     assert quarantine.quarantined(store) == [] and cold.hour_files(store, "orders_fact", HOUR) == files
+
+
+def test_the_earliest_order_of_an_archived_store_is_its_first_order_not_its_hour(tmp_path, mongo_db):
+    """A history layer created after archival (MongoDB holds no order, the state is empty) counts ``history_days``
+    from the archive's first order itself: from the hour's start it would stretch the demand window by up to an
+    hour (the chaos lane measured demand_per_day at 0.549x the reference: first order at :55, counted from :00)."""
+    from scbda_assets.history import maintain
+    from scbda_assets.history.store import history_database
+
+    store = ArchiveStore((tmp_path / "archive").as_uri())
+    folder = hour_dir("orders_fact", HOUR)
+    store.create_dir(folder)
+    times = [HOUR + dt.timedelta(minutes=55), HOUR + dt.timedelta(minutes=58)]
+    pq.write_table(pa.table({"order_id": ["O-1", "O-2"], "order_ts": pa.array(times, pa.timestamp("us", tz="UTC")),
+                             cold.RAW_COLUMN: pa.nulls(2, pa.string())}), store.path(f"{folder}/part-b-00000.parquet"))
+    history = history_database(mongo_db)
+    try:
+        assert maintain.earliest_order(mongo_db, history, store) == times[0]
+    finally:
+        mongo_db.client.drop_database(history.name)
