@@ -20,6 +20,7 @@ ASSETS_BY_GROUP = {
         "kpi_regional_fulfillment",
     },
     "history": {"orders_hourly", "shipments_history"},
+    "decisions": {"forecast_scores"},
 }
 JOBS = {"generator_job", "kpi_job", "archive_job", "quality_job"}
 SCHEDULES = {"generator_schedule", "kpi_schedule", "quality_schedule"}

@@ -171,3 +171,31 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def closed_loop(days: float, policy: str, *, rate: float = 1500.0, seed: int = 11, warmup_days: float = 2,
+                start: dt.datetime = dt.datetime(2026, 5, 4)) -> dict:
+    """Fill rate, lost revenue and average stock of ``days`` simulated with the built-in or the recommended policy
+    (``replenishment.RecommendedCalibration``), after ``warmup_days``."""
+    from scbda_assets.decisions import replenishment
+
+    cal = calibration.calibrate(rate)
+    if policy == "recommended":
+        cal = replenishment.recommended_calibration(cal)
+    rng = np.random.default_rng(seed)
+    state = simulation.initial_state(start, cal, rng)
+    requested = fulfilled = 0
+    lost_revenue = 0.0
+    stock_units, stock_value, samples = 0.0, 0.0, 0
+    for i in range(int((warmup_days + days) * 1440)):
+        state, ev = simulation.step(state, state.as_of + MINUTE, cal, rng)
+        if i >= warmup_days * 1440:
+            requested += int(ev.requested.sum())
+            fulfilled += int(ev.fulfilled.sum())
+            lost_revenue += float((ev.lost * ev.unit_price).sum())
+            if i % 60 == 0:
+                stock_units += float(state.on_hand.sum())
+                stock_value += float((state.on_hand * demand.SKU_COST[demand.PAIR_SKU]).sum())
+                samples += 1
+    return {"policy": policy, "days": days, "fill_rate": fulfilled / requested, "lost_revenue_pkr": lost_revenue,
+            "avg_on_hand_units": stock_units / samples, "avg_on_hand_value_pkr": stock_value / samples}

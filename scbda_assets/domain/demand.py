@@ -124,6 +124,7 @@ def expected_hourly_units(
     """The simulator's true expected units requested per (pair, UTC hour): orders per minute at multiplier 1 ×
     the hour's time-of-day/weekend/Ramadan multiplier × 60 × the mean order quantity (the volatility draw has mean
     1). ``hours``: datetime64 hour starts; returns shape (pairs, hours). What forecasts are scored against."""
-    multipliers = np.array([demand_multiplier(h + np.timedelta64(30, "m"), ramadan) for h in hours.astype("datetime64[m]")])
+    mid_hours = hours.astype("datetime64[m]") + np.timedelta64(30, "m")
+    multipliers = np.array([demand_multiplier(h, ramadan) for h in mid_hours])
     per_hour = pair_orders_per_minute * 60 * SKU_UNITS_PER_ORDER[PAIR_SKU]
     return per_hour[:, None] * multipliers[None, :]
