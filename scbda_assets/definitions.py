@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 # Domain modules, not their `defs` names: one Definitions object keeps Dagster's loader unambiguous.
+from scbda_assets.alerts import definitions as alerts
 from scbda_assets.archive import definitions as archive
 from scbda_assets.decisions import definitions as decisions
 from scbda_assets.generator import definitions as generator
@@ -73,6 +74,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         kpis.defs,
         quality.defs,
         decisions.defs,
+        alerts.defs,
         # In-process execution: ~1.3 s run overhead instead of ~5.5 s for a one-step minute run.
         dg.Definitions(resources=build_resources(settings, secrets_from_env=True), executor=dg.in_process_executor),
     )
