@@ -34,7 +34,7 @@ from scbda_assets.timeutil import hours_touching, iso
 DAY = dt.timedelta(days=1)
 DEMAND_DAYS = 7
 DEFAULT_SUPPLIER_WINDOW_DAYS = 30
-GRID_BLOCKS = 2000  # blocks the count distribution is summed over per pair (kpis/sql.py): exact below 2000 units
+GRID_BLOCKS = 5000  # blocks the count distribution is summed over per pair (kpis/sql.py): exact below 5000 units
 HISTORY = "history"  # marks an input read from the history layer rather than pushed down to MongoDB
 
 
