@@ -40,7 +40,8 @@ def score_forecasts(units: np.ndarray, hours: np.ndarray, origins: range, live_1
     for name in names:
         values = np.concatenate(predicted[name], axis=1)
         scores[name] = {"wape": scoring.wape(values, actual_all), "bias": scoring.bias(values, actual_all),
-                        "wape_vs_true": scoring.wape(values, truth_all), "bias_vs_true": scoring.bias(values, truth_all)}
+                        "wape_vs_true": scoring.wape(values, truth_all),
+                        "bias_vs_true": scoring.bias(values, truth_all)}
     return {"origins": len(origins), "pair_hours_scored": int(actual_all.size), "scores": scores}
 
 

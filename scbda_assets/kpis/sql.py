@@ -73,8 +73,9 @@ def _log_pmf(k: str) -> str:
 
 
 # Mass of the law summed over a grid of blocks of ``step`` integers each (step 1 = exact) covering
-# [lo, hi] = [mu − 12 sd, mu + 25 sd] (the right tail is the heavier): P(X > on_hand) = mass above on_hand / total
-# mass, demand at risk = E[max(X − on_hand, 0)]. At most :grid_blocks blocks per pair, whatever the rate.
+# [lo, hi] = [mu − 12 sd, mu + 25 sd + 40 ratio] (the right tail is the heavier, ~ e^(−k / ratio)):
+# P(X > on_hand) = mass above on_hand / total mass, demand at risk = E[max(X − on_hand, 0)]. At most
+# :grid_blocks blocks per pair, whatever the rate.
 _BLOCK = "(lo + i * step)"
 _MID = f"({_BLOCK} + (step - 1) / 2.0D)"
 _ABOVE = f"LEAST(GREATEST({_BLOCK} + step - 1 - FLOOR(on_hand_qty), 0), step)"  # integers of the block > on_hand
@@ -101,7 +102,7 @@ def count_law(source: str) -> str:
                 FROM (
                     SELECT *, ratio <= 1.000001D AS poisson, mu / GREATEST(ratio - 1.0D, 1.0E-300D) AS nb_n,
                            GREATEST(FLOOR(mu - 12.0D * SQRT(ratio * mu) - 10.0D), 0.0D) AS lo,
-                           CEIL(mu + 25.0D * SQRT(ratio * mu) + 20.0D) AS hi
+                           CEIL(mu + 25.0D * SQRT(ratio * mu) + 40.0D * ratio + 20.0D) AS hi
                     FROM {source}
                 )
             )
