@@ -179,6 +179,14 @@ def _change(current, previous, kind: str) -> str | None:
     return f"{(current - previous) / abs(previous) * 100:+.1f} %"
 
 
+def _demand_at_risk(risk) -> str:
+    """Expected units (and PKR) the stock will not serve before the next receipts, over the shown pairs."""
+    if risk is None or "demand_at_risk_units" not in risk:
+        return "demand at risk —"
+    return (f"demand at risk {fmt.units(risk['demand_at_risk_units'].sum())} units, "
+            f"{fmt.pkr(risk['demand_at_risk_pkr'].sum())}")
+
+
 def cards(snapshot: data.Snapshot, filters: data.Filters) -> None:
     h = data.headline(snapshot, filters)
     before, period = data.previous_period(snapshot, filters)
@@ -199,8 +207,9 @@ def cards(snapshot: data.Snapshot, filters: data.Filters) -> None:
         critical = None if risk is None else int((risk["severity"] == "critical").sum())
         st.metric("Stockout alerts", fmt.units(h.stockout_alerts), border=True,
                   delta=_change(h.stockout_alerts, before["stockout_alerts"], "count"), delta_color="inverse",
-                  help=f"SKU × DC pairs with under 7 days of cover (critical: under 2 days); {versus}")
-        st.caption(f"{fmt.units(critical)} critical")
+                  help=f"SKU × DC pairs whose probability of running out before the next receipt is 10 % or more "
+                       f"(critical: 50 % or more); {versus}")
+        st.caption(f"pairs at risk; {fmt.units(critical)} critical · " + _demand_at_risk(risk))
     with columns[2]:
         st.metric("Lead time", fmt.days(h.avg_lead_time_days), border=True,
                   delta=_change(h.avg_lead_time_days, before["avg_lead_time_days"], "days"), delta_color="inverse",
@@ -265,14 +274,17 @@ def _shown(frame, formats: dict):
 
 def stockout_section(frame) -> None:
     ordered = data.stockout_table(frame)
+    for column in ("forecast_24h_units", "demand_at_risk_units"):  # payloads written before the forecast
+        if column not in ordered:
+            ordered[column] = None
     table = _shown(ordered[["severity", "product_name", "dc_name", "on_hand_qty", "on_order_qty",
-                            "demand_per_day", "days_to_stockout", "next_receipt_ts", "stockout_probability"]],
-                   {"on_hand_qty": fmt.units, "on_order_qty": fmt.units,
-                    "demand_per_day": lambda v: fmt.units(v) if v is None or v != v or v >= 100 else f"{v:.1f}",
+                            "forecast_24h_units", "days_to_stockout", "next_receipt_ts", "stockout_probability",
+                            "demand_at_risk_units"]],
+                   {"on_hand_qty": fmt.units, "on_order_qty": fmt.units, "forecast_24h_units": fmt.units,
                     "days_to_stockout": fmt.days, "next_receipt_ts": _utc,
-                    "stockout_probability": lambda v: fmt.percent(v, 0)})
-    table.columns = ["Severity", "Product", "DC", "On hand", "On order", "Demand / d", "Cover",
-                     "Next receipt", "P(stockout)"]
+                    "stockout_probability": lambda v: fmt.percent(v, 0), "demand_at_risk_units": fmt.units})
+    table.columns = ["Severity", "Product", "DC", "On hand", "On order", "Forecast 24 h", "Cover",
+                     "Next receipt", "P(stockout)", "At risk (units)"]
 
     def colour(row):
         background = charts.SEVERITY_COLORS.get(row["Severity"], "")
@@ -280,9 +292,10 @@ def stockout_section(frame) -> None:
                 for column in row.index]
 
     st.dataframe(table.style.apply(colour, axis=1), hide_index=True, height=320, width="stretch")
-    st.caption("Cover = days of cover = on hand / demand per day (7-day average of requested units). P(stockout) = "
-               "probability that demand until the next receipt (or the SKU's lead time) exceeds the stock. "
-               "Next receipt (UTC): — when nothing is in transit.")
+    st.caption("Severity from P(stockout) = probability that demand until the next receipt (or the SKU's lead "
+               "time) exceeds the stock, from the seasonal forecast and a count distribution (critical ≥ 50 %, "
+               "warning ≥ 10 %). Cover = on hand / demand per day (7-day average). At risk = expected units not "
+               "served before the receipt. Next receipt (UTC): — when nothing is in transit.")
     _download(ordered, "stockout_risk")
 
 

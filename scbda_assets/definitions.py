@@ -15,7 +15,9 @@ from pathlib import Path
 import dagster as dg
 
 # Domain modules, not their `defs` names: one Definitions object keeps Dagster's loader unambiguous.
+from scbda_assets.alerts import definitions as alerts
 from scbda_assets.archive import definitions as archive
+from scbda_assets.decisions import definitions as decisions
 from scbda_assets.generator import definitions as generator
 from scbda_assets.history import definitions as history
 from scbda_assets.kpis import definitions as kpis
@@ -32,6 +34,7 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "archive": ("team:archive", ("archive",)),
     "kpis": ("team:kpis", ("kpis",)),
     "history": ("team:history", ("history",)),
+    "decisions": ("team:decisions", ("decisions", "domain")),
 }
 
 # KPIs are refreshed every minute and expire from Redis after 180 s (the dashboard goes blank): fail at 3 minutes.
@@ -70,6 +73,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         history.defs,
         kpis.defs,
         quality.defs,
+        decisions.defs,
+        alerts.defs,
         # In-process execution: ~1.3 s run overhead instead of ~5.5 s for a one-step minute run.
         dg.Definitions(resources=build_resources(settings, secrets_from_env=True), executor=dg.in_process_executor),
     )

@@ -47,6 +47,15 @@ class Settings:
     archive_lease_seconds: float = 30.0
     archive_lease_wait_seconds: float = 10.0
     supplier_window_days: int = 30
+    stockout_critical_probability: float = 0.5
+    stockout_warning_probability: float = 0.1
+    service_level: float = 0.95
+    alert_webhook_url: str | None = None
+
+    def stockout_thresholds(self) -> dict[str, float]:
+        """The probability thresholds of the stockout KPI's severity (``compute_kpis(thresholds=...)``)."""
+        return {"critical_probability": self.stockout_critical_probability,
+                "warning_probability": self.stockout_warning_probability}
 
     @property
     def dagster_home(self) -> Path:
@@ -89,6 +98,11 @@ class Settings:
         for name, (field, parse, default) in _VARIABLES.items():
             raw = env.get(name, "").strip()
             values[field] = parse(name, raw) if raw else default
+        if values["stockout_warning_probability"] > values["stockout_critical_probability"]:
+            raise ConfigError(
+                f"SCBDA_STOCKOUT_WARNING_PROBABILITY={values['stockout_warning_probability']} is above "
+                f"SCBDA_STOCKOUT_CRITICAL_PROBABILITY={values['stockout_critical_probability']}: expected warning <= "
+                "critical")
         home = Path(values["home"] or ".scbda").expanduser().resolve()
         values["home"] = home
         if values["archive_uri"] is None:
@@ -199,6 +213,12 @@ _VARIABLES: dict[str, tuple[str, Callable, object]] = {
     "SCBDA_DASHBOARD_PORT": ("dashboard_port", _PORT, 8501),
     "SCBDA_SEED_DAYS": ("seed_days", _number(float, 0.0, 365.0, "days 0-365 (0: no seed; fractions allowed)"), 2.0),
     "SCBDA_SUPPLIER_WINDOW_DAYS": ("supplier_window_days", _number(int, 1, 30, "whole days 1-30"), 30),
+    "SCBDA_STOCKOUT_CRITICAL_PROBABILITY": ("stockout_critical_probability",
+                                            _number(float, 0.0, 1.0, "a probability 0-1"), 0.5),
+    "SCBDA_STOCKOUT_WARNING_PROBABILITY": ("stockout_warning_probability",
+                                           _number(float, 0.0, 1.0, "a probability 0-1"), 0.1),
+    "SCBDA_SERVICE_LEVEL": ("service_level", _number(float, 0.5, 0.9999, "a probability 0.5-0.9999"), 0.95),
+    "SCBDA_ALERT_WEBHOOK_URL": ("alert_webhook_url", _uri(("http", "https"), "http(s)://HOST[:PORT]/PATH"), None),
 }
 
 VARIABLE_NAMES = frozenset(_VARIABLES)

@@ -20,10 +20,11 @@ ASSETS_BY_GROUP = {
         "kpi_regional_fulfillment",
     },
     "history": {"orders_hourly", "shipments_history"},
+    "decisions": {"forecast_scores"},
 }
 JOBS = {"generator_job", "kpi_job", "archive_job", "quality_job"}
 SCHEDULES = {"generator_schedule", "kpi_schedule", "quality_schedule"}
-SENSORS = {"archive_size_sensor", "dagster_run_retention_sensor"}
+SENSORS = {"archive_size_sensor", "dagster_run_retention_sensor", "alert_webhook_sensor"}
 CHECKS = {
     *(f"{fact}:schema_valid" for fact in ("orders_fact", "shipments_fact", "inventory_fact")),
     *(f"{table}:business_rules" for table in ("orders_fact", "shipments_fact", "inventory_fact", "inventory_state")),

@@ -91,3 +91,13 @@ def test_every_variable_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = sorted(name for name in VARIABLE_NAMES if f"`{name}`" not in readme)
     assert missing == []
+
+
+def test_decision_settings_defaults_and_a_warning_above_critical_is_refused():
+    settings = Settings.from_env({})
+    assert settings.stockout_thresholds() == {"critical_probability": 0.5, "warning_probability": 0.1}
+    assert settings.service_level == 0.95 and settings.alert_webhook_url is None
+    with pytest.raises(ConfigError, match="expected warning <= critical"):
+        Settings.from_env({"SCBDA_STOCKOUT_WARNING_PROBABILITY": "0.6"})
+    with pytest.raises(ConfigError, match="SCBDA_ALERT_WEBHOOK_URL"):
+        Settings.from_env({"SCBDA_ALERT_WEBHOOK_URL": "ftp://x"})

@@ -21,6 +21,12 @@ from collections import defaultdict
 
 import math
 
+import numpy as np
+
+from scbda_assets.decisions import forecast, inputs, risk
+from scbda_assets.domain import demand
+from scbda_assets.domain.reference import DCS, SKUS
+
 DAY_S = 86400.0
 ORDER_FIELDS = {"order_id": str, "sku_id": str, "dc_id": str, "region_id": str, "requested_qty": int,
                 "fulfilled_qty": int, "lost_qty": int, "order_value": float, "lost_revenue": float, "priority": str,
@@ -51,8 +57,46 @@ def schema_ok(doc: dict, fields: dict, nullable: tuple[str, ...] = ()) -> bool:
     return True
 
 
-def upper_tail(z: float) -> float:
-    return 0.5 * math.erfc(z / math.sqrt(2))
+def _forecast_law(good_orders: list[dict], earliest: dt.datetime | None, as_of: dt.datetime) -> dict:
+    """Per domain pair: horizon_days -> (mean, variance ratio, next 24 h, next 7 d), from the raw orders' hourly
+    units (not the history layer) through the forecast model (tested on its own in decisions/)."""
+    last = as_of.replace(minute=0, second=0, microsecond=0)
+    if earliest is None:
+        return {}
+    first = max(last - dt.timedelta(days=inputs.HISTORY_DAYS), earliest.replace(minute=0, second=0, microsecond=0))
+    n_hours = int((last - first).total_seconds() // 3600)
+    if n_hours <= 0:
+        return {}
+    index = {(SKUS[k].sku_id, DCS[d].dc_id): p for p, (k, d) in enumerate(zip(demand.PAIR_SKU, demand.PAIR_DC))}
+    units = np.zeros((demand.N_PAIRS, n_hours))
+    for o in good_orders:
+        h = int((o["order_ts"] - first).total_seconds() // 3600)
+        if (o["sku_id"], o["dc_id"]) in index and 0 <= h < n_hours:
+            units[index[(o["sku_id"], o["dc_id"])], h] += o["requested_qty"]
+    hours = np.datetime64(first.replace(tzinfo=None), "h") + np.arange(n_hours) * np.timedelta64(1, "h")
+    model = forecast.fit(units, hours)
+    cum = forecast.cumulative_from(model, np.datetime64(as_of.replace(tzinfo=None), "ms"), inputs.HORIZON_HOURS)
+
+    def at(p: int):
+        def law(horizon_days: float):
+            x = min(horizon_days * 24, inputs.HORIZON_HOURS)
+            a = int(math.floor(x))
+            b = min(a + 1, inputs.HORIZON_HOURS)
+            mu = cum[p, a] + (x - a) * (cum[p, b] - cum[p, a])
+            level = model.level_units[p]
+            return (mu, model.dispersion[p] * (1 + (mu / level if level > 0 else 0.0)), cum[p, 24], cum[p, 168])
+        return law
+
+    return {pair: at(p) for pair, p in index.items()}
+
+
+def _expected_shortfall(on_hand: float, mu: float, ratio: float) -> float:
+    """E[max(X − on_hand, 0)] = μ − Σ_{k < on_hand} P(X > k), summed in full."""
+    if mu <= 0:
+        return 0.0
+    stock = int(math.floor(max(on_hand, 0)))
+    served = float(risk.stockout_probability(np.arange(stock), np.full(stock, mu), np.full(stock, ratio)).sum())
+    return max(mu - served, 0.0)
 
 
 WINDOWS = {"inventory_level": 15, "stockout_risk": 15, "supplier_performance": 30, "dc_utilization": 15,
@@ -156,6 +200,7 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
             key = (s["sku_id"], s["dc_id"])
             next_receipt[key] = min(next_receipt.get(key, s["expected_arrival_ts"]), s["expected_arrival_ts"])
 
+    law = _forecast_law(good_orders, earliest, as_of)
     inventory_level, stockout = [], []
     for (sku, dc), (latest, avg) in sorted(pairs.items(), key=lambda item: (item[0][1], item[0][0])):
         base = {"sku_id": sku, "dc_id": dc, "product_name": skus[sku]["product_name"],
@@ -172,23 +217,29 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
         receipt = next_receipt.get((sku, dc))
         horizon = (max((receipt - as_of).total_seconds() / DAY_S, 0.0) if receipt is not None
                    else float(skus[sku]["lead_time_days"]))
-        mu = demand * horizon
-        sigma = spread * math.sqrt(horizon) if spread is not None else None
-        if not sigma:
-            probability = 1.0 if on_hand < mu else 0.0
+        fc = law.get((sku, dc))
+        if fc is None:  # no whole hour of history: the 7-day mean, Poisson
+            mu, ratio, next_24h, next_7d = demand * horizon, 1.0, None, None
         else:
-            probability = upper_tail((on_hand - mu) / sigma)
-        severity = "ok" if days_to is None or days_to >= 7 else "critical" if days_to < 2 else "warning"
+            mu, ratio, next_24h, next_7d = fc(horizon)
+        probability = float(risk.stockout_probability(on_hand, mu, ratio))
+        at_risk = _expected_shortfall(on_hand, mu, ratio)
+        severity = "critical" if probability >= 0.5 else "warning" if probability >= 0.1 else "ok"
+        days_severity = "ok" if days_to is None or days_to >= 7 else "critical" if days_to < 2 else "warning"
         live = orders[(sku, dc)]["req"] * 1440 / 15 if (sku, dc) in orders else 0.0
         on_order = latest.get("on_order_qty")
         stockout.append({
             **base, "on_order_qty": on_order if _whole(on_order) else None,
             "demand_per_day": float(demand), "history_days": float(history_days),
-            "demand_stddev_per_day": spread, "live_demand_per_day": float(live), "days_to_stockout": days_to,
+            "demand_stddev_per_day": spread, "live_demand_per_day": float(live),
+            "forecast_24h_units": next_24h, "forecast_7d_units": next_7d, "days_to_stockout": days_to,
             "projected_stockout_ts": _iso(as_of + dt.timedelta(days=days_to)) if days_to is not None else None,
             "next_receipt_ts": _iso(receipt) if receipt is not None else None,
-            "horizon_days": horizon, "stockout_probability": probability,
-            "stockout_before_receipt": days_to is not None and days_to < horizon, "severity": severity})
+            "horizon_days": horizon, "horizon_demand_units": mu, "demand_variance_ratio": ratio,
+            "stockout_probability": probability, "demand_at_risk_units": at_risk,
+            "demand_at_risk_pkr": at_risk * skus[sku]["unit_cost"],
+            "stockout_before_receipt": days_to is not None and days_to < horizon, "severity": severity,
+            "days_severity": days_severity})
     stockout.sort(key=lambda r: (r["days_to_stockout"] is None, r["days_to_stockout"] or 0, r["dc_id"], r["sku_id"]))
 
     hist_start = as_of - dt.timedelta(days=supplier_days)
@@ -266,12 +317,15 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def same_value(a, b, field: str = "") -> bool:
-    """A KPI field equal to its reference value: ISO times to the millisecond, the normal tail to 1e-6 (Spark's is
-    an approximation with error < 1e-7), other floats to 1e-9 relative, everything else exactly."""
+    """A KPI field equal to its reference value: ISO times to the millisecond, the stockout probability to 1e-6
+    (Spark's sum of the count law vs SciPy's), demand at risk to 1e-4 relative (wide laws are summed over blocks of a
+    few units, kpis/sql.py), other floats to 1e-9 relative, everything else exactly."""
     if field.endswith("_ts") and a is not None and b is not None:
         return abs(dt.datetime.fromisoformat(a) - dt.datetime.fromisoformat(b)) <= dt.timedelta(milliseconds=1)
     if field == "stockout_probability":
         return a is not None and b is not None and abs(a - b) < 1e-6
+    if field.startswith("demand_at_risk"):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
     if isinstance(a, float) or isinstance(b, float):
         return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
     return a == b

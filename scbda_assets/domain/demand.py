@@ -115,3 +115,16 @@ def priorities(rng: np.random.Generator, sku: np.ndarray, requested_value: np.nd
     typical = SKU_COST[sku] * (1 + SKU_MARGIN[sku]) * SKU_UNITS_PER_ORDER[sku]
     score = np.log(requested_value / typical) + rng.normal(0.0, PRIORITY_NOISE, size=len(sku))
     return PRIORITIES[1 + (score > PRIORITY_HIGH) - (score < PRIORITY_LOW)]
+
+
+def expected_hourly_units(
+    pair_orders_per_minute: np.ndarray, hours: np.ndarray,
+    ramadan: tuple[tuple[dt.date, dt.date], ...] = RAMADAN_RANGES,
+) -> np.ndarray:
+    """The simulator's true expected units requested per (pair, UTC hour): orders per minute at multiplier 1 ×
+    the hour's time-of-day/weekend/Ramadan multiplier × 60 × the mean order quantity (the volatility draw has mean
+    1). ``hours``: datetime64 hour starts; returns shape (pairs, hours). What forecasts are scored against."""
+    mid_hours = hours.astype("datetime64[m]") + np.timedelta64(30, "m")
+    multipliers = np.array([demand_multiplier(h, ramadan) for h in mid_hours])
+    per_hour = pair_orders_per_minute * 60 * SKU_UNITS_PER_ORDER[PAIR_SKU]
+    return per_hour[:, None] * multipliers[None, :]

@@ -28,7 +28,7 @@ PREVIEW_ROWS = 10
 
 _DESCRIPTIONS = {
     "inventory_level": "Per (SKU, DC) with a snapshot in the window: latest on-hand, window average, safety stock.",
-    "stockout_risk": "Per (SKU, DC): latest on-hand over requested demand per day; critical < 2 days, warning < 7.",
+    "stockout_risk": "Per (SKU, DC): P(stockout before the next receipt), forecast + count law; critical >= 50 %.",
     "supplier_performance": "Per supplier (all): shipments created and received, planned vs actual lead time, on-time.",
     "dc_utilization": "Per DC (all): volume of the latest stock over capacity; high > 0.85, critical >= 0.90.",
     "regional_fulfillment": "Per region (all, by the DC's region): orders, units, fill rate, revenue, lost revenue.",

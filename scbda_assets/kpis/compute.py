@@ -22,6 +22,8 @@ from pymongoarrow.api import Schema, aggregate_arrow_all
 
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.contract import HEADLINE_FIELDS, KPI_NAMES
+from scbda_assets.decisions import inputs as decision_inputs
+from scbda_assets.domain.reference import RAMADAN_RANGES
 from scbda_assets.history import cold as history_cold
 from scbda_assets.history import maintain
 from scbda_assets.history import read as history_read
@@ -32,6 +34,7 @@ from scbda_assets.timeutil import hours_touching, iso
 DAY = dt.timedelta(days=1)
 DEMAND_DAYS = 7
 DEFAULT_SUPPLIER_WINDOW_DAYS = 30
+GRID_BLOCKS = 5000  # blocks the count distribution is summed over per pair (kpis/sql.py): exact below 5000 units
 HISTORY = "history"  # marks an input read from the history layer rather than pushed down to MongoDB
 
 
@@ -64,6 +67,8 @@ _INPUTS = {
     "daily_demand": ("orders_hourly", HISTORY),
     "covered_days": ("orders_hourly", HISTORY),
     "shipments": ("shipments_history", HISTORY),
+    "forecast": ("orders_hourly", HISTORY),  # decisions/inputs.py: the demand forecast from the hourly sums
+    "forecast_pairs": ("orders_hourly", HISTORY),
 }
 _HISTORY_SCHEMAS = {
     "demand": pa.schema([("sku_id", pa.string()), ("dc_id", pa.string()), ("units_requested", pa.int64())]),
@@ -80,7 +85,8 @@ KPIS: dict[str, KpiSpec] = {
     for spec in (
         KpiSpec("inventory_level", 15, sql.INVENTORY_LEVEL, ("inventory", "skus", "dcs", "demand"), "demand"),
         KpiSpec("stockout_risk", 15, sql.STOCKOUT_RISK,
-                ("inventory", "orders", "skus", "dcs", "demand", "daily_demand", "covered_days", "shipments"),
+                ("inventory", "orders", "skus", "dcs", "demand", "daily_demand", "covered_days", "shipments",
+                 "forecast", "forecast_pairs"),
                 "demand"),
         KpiSpec("supplier_performance", 30, sql.SUPPLIER_PERFORMANCE, ("shipments", "suppliers"), "supplier"),
         KpiSpec("dc_utilization", 15, sql.DC_UTILIZATION, ("inventory", "skus", "dcs", "shipments")),
@@ -131,7 +137,8 @@ def alert_count(stockout_rows: list[dict]) -> int:
 def compute_kpis(
     db: Database, spark, as_of: dt.datetime, names: tuple[str, ...] = KPI_NAMES, *, now: dt.datetime,
     archive: ArchiveStore | None = None, data_until: dt.datetime | None = None, orders_from: str = "rollup",
-    supplier_window_days: int = DEFAULT_SUPPLIER_WINDOW_DAYS,
+    supplier_window_days: int = DEFAULT_SUPPLIER_WINDOW_DAYS, thresholds: dict | None = None,
+    ramadan: tuple[tuple[dt.date, dt.date], ...] = RAMADAN_RANGES,
 ) -> KpiRun:
     """The requested KPIs at as-of time ``as_of`` (tz-aware), in one Spark session, over the data up to
     ``data_until`` (<= as_of; default as_of). ``archive``: the Parquet archive (None: MongoDB only).
@@ -139,7 +146,8 @@ def compute_kpis(
     ``orders_from="rollup"`` (default) reads order sums from the minute rollup when it covers the window (folding in
     new orders first), ``"facts"`` always aggregates ``orders_fact`` directly (the reference, and the benchmark's
     comparison). ``now`` is the wall time (the rollup and the history layer seal by it); a fixed-date caller
-    passes T."""
+    passes T. ``thresholds`` overrides ``sql.THRESHOLDS`` (the settings' stockout probabilities); ``ramadan``:
+    the Ramadan ranges the forecast divides out."""
     unknown = sorted(set(names) - set(KPIS))
     if unknown:
         raise ValueError(f"unknown KPI {unknown[0]!r}: expected one of {', '.join(KPI_NAMES)}")
@@ -175,7 +183,8 @@ def compute_kpis(
             history_started = time.perf_counter()
             history_tables, history = history_inputs(db, archive, end, wanted, now=now,
                                                      supplier_window_days=supplier_window_days,
-                                                     covered_from=folded["covered_from"] if folded else None)
+                                                     covered_from=folded["covered_from"] if folded else None,
+                                                     ramadan=ramadan)
             tables.update({(name, 0): table for name, table in history_tables.items()})
             seconds["history"] = time.perf_counter() - history_started
     mongo_seconds = time.perf_counter() - started
@@ -183,7 +192,9 @@ def compute_kpis(
     started = time.perf_counter()
     params = {"end_ms": _ms(end), "history_days": history.get("demand_history_days", 1.0),
               "history_start_ms": _ms(end - supplier_window_days * DAY),
-              "live_start_ms": _ms(end - dt.timedelta(minutes=KPIS["supplier_performance"].window_minutes))}
+              "live_start_ms": _ms(end - dt.timedelta(minutes=KPIS["supplier_performance"].window_minutes)),
+              "forecast_hours": float(decision_inputs.HORIZON_HOURS), "grid_blocks": GRID_BLOCKS,
+              **sql.THRESHOLDS, **(thresholds or {})}
     rows = _evaluate(spark, specs, tables, params)
     history_days = {"demand": history.get("demand_history_days"), "supplier": float(supplier_window_days)}
     results = {spec.name: KpiResult(spec.name, as_of, spec.window_minutes,
@@ -243,7 +254,8 @@ def raw_order_sums(db: Database, archive: ArchiveStore | None, covered_from: dt.
 
 def history_inputs(db: Database, archive: ArchiveStore | None, end: dt.datetime, wanted: set[str], *,
                    now: dt.datetime, supplier_window_days: int,
-                   covered_from: dt.datetime | None = None) -> tuple[dict[str, pa.Table], dict]:
+                   covered_from: dt.datetime | None = None,
+                   ramadan: tuple[tuple[dt.date, dt.date], ...] = RAMADAN_RANGES) -> tuple[dict[str, pa.Table], dict]:
     """The history-window inputs at E = ``end``: bring the history layer up to date, then read it."""
     raw = raw_order_sums(db, archive, covered_from)
     report = {"refresh": maintain.refresh(db, archive, now=now, rollup_from=covered_from),
@@ -264,6 +276,8 @@ def history_inputs(db: Database, archive: ArchiveStore | None, end: dt.datetime,
         tables["daily_demand"] = pa.Table.from_pylist(
             [{k: r[k] for k in ("day", "sku_id", "dc_id", "units_requested")} for r in rows],
             schema=_HISTORY_SCHEMAS["daily_demand"])
+    if "forecast" in wanted or "forecast_pairs" in wanted:
+        tables.update(decision_inputs.forecast_tables(db, archive, end, raw, earliest, ramadan))
     if "shipments" in wanted:
         start = end - supplier_window_days * DAY
         rows = history_shipments.window_rows(maintain.history_database(db), start, end)
@@ -298,7 +312,7 @@ def _evaluate(spark, specs: list[KpiSpec], tables: dict[tuple[str, int], pa.Tabl
         text = spec.sql
         for name in spec.inputs:
             text = text.replace(f"{{{name}}}", f"{{{_frame_name(_query_key(spec, name))}}}")
-        params = {"window_minutes": spec.window_minutes, **sql.THRESHOLDS, **extra_params}
+        params = {"window_minutes": spec.window_minutes, **extra_params}
         for key, value in params.items():
             if f":{key}" in text:
                 unique = f"{key}_{spec.name}"  # parameters differ per KPI (window) inside the one statement

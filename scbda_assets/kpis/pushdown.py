@@ -215,7 +215,7 @@ DIMENSION_COLUMNS: dict[str, tuple[str, dict[str, pa.DataType]]] = {
     "skus_dim": (
         "sku_id",
         {"sku_id": pa.string(), "product_name": pa.string(), "category": pa.string(), "storage_m3": pa.float64(),
-         "lead_time_days": pa.float64()},
+         "lead_time_days": pa.float64(), "unit_cost": pa.float64()},
     ),
     "suppliers_dim": (
         "supplier_id",

@@ -17,6 +17,8 @@ from __future__ import annotations
 from scbda_assets.domain.reference import RULES
 
 THRESHOLDS = {
+    "critical_probability": 0.5,  # settings: SCBDA_STOCKOUT_CRITICAL_PROBABILITY (compute_kpis(thresholds=...))
+    "warning_probability": 0.1,  # settings: SCBDA_STOCKOUT_WARNING_PROBABILITY
     "critical_days": RULES.stockout_critical_days,
     "warning_days": RULES.stockout_warning_days,
     "utilization_high": RULES.utilization_high,
@@ -25,7 +27,8 @@ THRESHOLDS = {
 
 # Snapshot pairs with a known SKU and DC, with the descriptive columns every per-pair KPI shows.
 _PAIRS = """
-    SELECT i.sku_id, i.dc_id, s.product_name, s.category, s.storage_m3, s.lead_time_days, d.dc_name, d.region_id,
+    SELECT i.sku_id, i.dc_id, s.product_name, s.category, s.storage_m3, s.lead_time_days, s.unit_cost,
+           d.dc_name, d.region_id,
            i.on_hand_qty, i.on_order_qty, i.sum_on_hand, i.snapshots, i.safety_stock, i.reorder_point
     FROM {inventory} i
     JOIN {skus} s ON s.sku_id = i.sku_id
@@ -51,13 +54,65 @@ SELECT sku_id, dc_id, product_name, category, dc_name, region_id,
 FROM demand
 """
 
-# P(X > on_hand) for X ~ Normal(mu, sigma): the upper tail Q(z) of the standard normal, by Abramowitz & Stegun
-# 26.2.17 (absolute error < 7.5e-8): Spark SQL has no erf.
-_UPPER_TAIL = """
-    EXP(-z_abs * z_abs / 2.0D) / SQRT(2.0D * PI())
-    * t * (0.319381530D + t * (-0.356563782D + t * (1.781477937D + t * (-1.821255978D + t * 1.330274429D))))
+def _lgamma(x: str) -> str:
+    """ln Γ(x) for x > 0 as SQL (Spark SQL has none): Stirling's series at y = x + 8 (error < 1e-12), shifted back
+    by the logs of x … x + 7."""
+    y = f"(({x}) + 8.0D)"
+    shift = " + ".join(f"LN(({x}) + {i}.0D)" for i in range(8))
+    return (f"(({y} - 0.5D) * LN({y}) - {y} + 0.91893853320467274D + 1.0D / (12.0D * {y}) "
+            f"- 1.0D / (360.0D * POW({y}, 3)) + 1.0D / (1260.0D * POW({y}, 5)) - ({shift}))")
+
+
+# ln P(X = k) of the horizon's demand: Poisson(mu) when ratio <= 1 + 1e-6, else negative binomial with mean mu and
+# variance ratio × mu (n = mu / (ratio − 1), p = 1 / ratio). ``decisions/risk.py`` is the same law with SciPy.
+def _log_pmf(k: str) -> str:
+    poisson = f"({k}) * LN(mu) - mu - {_lgamma(f'({k}) + 1.0D')}"
+    negative_binomial = (f"{_lgamma(f'({k}) + nb_n')} - {_lgamma('nb_n')} - {_lgamma(f'({k}) + 1.0D')} "
+                         f"+ nb_n * LN(1.0D / ratio) + ({k}) * LN(1.0D - 1.0D / ratio)")
+    return f"IF(poisson, {poisson}, {negative_binomial})"
+
+
+# Mass of the law summed over a grid of blocks of ``step`` integers each (step 1 = exact) covering
+# [lo, hi] = [mu − 12 sd, mu + 25 sd + 40 ratio] (the right tail is the heavier, ~ e^(−k / ratio)):
+# P(X > on_hand) = mass above on_hand / total mass, demand at risk = E[max(X − on_hand, 0)]. At most
+# :grid_blocks blocks per pair, whatever the rate.
+_BLOCK = "(lo + i * step)"
+_MID = f"({_BLOCK} + (step - 1) / 2.0D)"
+_ABOVE = f"LEAST(GREATEST({_BLOCK} + step - 1 - FLOOR(on_hand_qty), 0), step)"  # integers of the block > on_hand
+_COUNT_SUMS = f"""
+    aggregate(sequence(0, CAST(blocks AS INT) - 1), named_struct('mass', 0.0D, 'above', 0.0D, 'short', 0.0D),
+              (acc, i) -> named_struct(
+                  'mass', acc.mass + step * EXP({_log_pmf(_MID)}),
+                  'above', acc.above + {_ABOVE} * EXP({_log_pmf(_MID)}),
+                  'short', acc.short + EXP({_log_pmf(_MID)}) * IF({_BLOCK} > FLOOR(on_hand_qty),
+                      step * ({_MID} - FLOOR(on_hand_qty)), {_ABOVE} * ({_ABOVE} + 1) / 2.0D)))
 """
 
+def count_law(source: str) -> str:
+    """SELECT *, stockout_probability, demand_at_risk_units FROM ``source`` (columns on_hand_qty, mu, ratio)."""
+    return f"""
+    SELECT *, IF(mu > 0, LEAST(GREATEST(sums.above / sums.mass, 0.0D), 1.0D), 0.0D) AS stockout_probability,
+           IF(mu > 0, sums.short / sums.mass, 0.0D) AS demand_at_risk_units
+    FROM (
+        SELECT *, IF(mu > 0, {_COUNT_SUMS}, NULL) AS sums
+        FROM (
+            SELECT *, CEIL((hi - lo + 1.0D) / step) AS blocks
+            FROM (
+                SELECT *, GREATEST(CEIL((hi - lo + 1.0D) / :grid_blocks), 1.0D) AS step
+                FROM (
+                    SELECT *, ratio <= 1.000001D AS poisson, mu / GREATEST(ratio - 1.0D, 1.0E-300D) AS nb_n,
+                           GREATEST(FLOOR(mu - 12.0D * SQRT(ratio * mu) - 10.0D), 0.0D) AS lo,
+                           CEIL(mu + 25.0D * SQRT(ratio * mu) + 40.0D * ratio + 20.0D) AS hi
+                    FROM {source}
+                )
+            )
+        )
+    )
+"""
+
+
+# Expected demand to the horizon: the forecast interpolated between whole hours (no forecast: the 7-day mean);
+# variance / mean: the hourly dispersion plus the uncertainty of the level (``forecast.variance_ratio``).
 STOCKOUT_RISK = f"""
 WITH pairs AS ({_PAIRS}),
 demand AS (
@@ -90,28 +145,41 @@ days AS (
     LEFT JOIN spread s ON s.sku_id = d.sku_id AND s.dc_id = d.dc_id
     LEFT JOIN receipts r ON r.sku_id = d.sku_id AND r.dc_id = d.dc_id
 ),
-normal AS (
-    SELECT *, demand_per_day * horizon_days AS mu, demand_stddev_per_day * SQRT(horizon_days) AS sigma FROM days
+horizon AS (
+    SELECT d.*, f.forecast_24h_units, f.forecast_7d_units,
+           COALESCE(a.cum_units + (LEAST(d.horizon_days * 24.0D, :forecast_hours) - a.hour_offset)
+                    * (b.cum_units - a.cum_units), d.demand_per_day * d.horizon_days) AS mu,
+           COALESCE(f.dispersion, 1.0D) AS dispersion, f.level_units
+    FROM days d
+    LEFT JOIN {{forecast_pairs}} f ON f.sku_id = d.sku_id AND f.dc_id = d.dc_id
+    LEFT JOIN {{forecast}} a ON a.sku_id = d.sku_id AND a.dc_id = d.dc_id
+         AND a.hour_offset = FLOOR(LEAST(d.horizon_days * 24.0D, :forecast_hours))
+    LEFT JOIN {{forecast}} b ON b.sku_id = d.sku_id AND b.dc_id = d.dc_id
+         AND b.hour_offset = LEAST(FLOOR(LEAST(d.horizon_days * 24.0D, :forecast_hours)) + 1, :forecast_hours)
 ),
-tail AS (
-    SELECT *, ABS(z) AS z_abs, 1.0D / (1.0D + 0.2316419D * ABS(z)) AS t
-    FROM (SELECT *, CASE WHEN sigma > 0 THEN (on_hand_qty - mu) / sigma END AS z FROM normal)
-)
+law AS (
+    SELECT *, dispersion * (1.0D + IF(level_units > 0, mu / level_units, 0.0D)) AS ratio FROM horizon
+),
+risk AS ({count_law("law")})
 SELECT sku_id, dc_id, product_name, category, dc_name, region_id, on_hand_qty, on_order_qty,
        demand_per_day, CAST(:history_days AS DOUBLE) AS history_days, demand_stddev_per_day, live_demand_per_day,
+       forecast_24h_units, forecast_7d_units,
        days_to_stockout,
        CASE WHEN days_to_stockout IS NOT NULL THEN :end_ms + days_to_stockout * {_DAY_MS} END
            AS projected_stockout_ts,
        CAST(next_receipt_ms AS DOUBLE) AS next_receipt_ts,
        horizon_days,
-       CASE WHEN z IS NULL THEN CASE WHEN on_hand_qty < mu THEN 1.0D ELSE 0.0D END
-            WHEN z >= 0 THEN {_UPPER_TAIL}
-            ELSE 1.0D - ({_UPPER_TAIL}) END AS stockout_probability,
+       mu AS horizon_demand_units, ratio AS demand_variance_ratio,
+       stockout_probability,
+       demand_at_risk_units, demand_at_risk_units * unit_cost AS demand_at_risk_pkr,
        COALESCE(days_to_stockout < horizon_days, false) AS stockout_before_receipt,
+       CASE WHEN stockout_probability >= :critical_probability THEN 'critical'
+            WHEN stockout_probability >= :warning_probability THEN 'warning'
+            ELSE 'ok' END AS severity,
        CASE WHEN days_to_stockout < :critical_days THEN 'critical'
             WHEN days_to_stockout < :warning_days THEN 'warning'
-            ELSE 'ok' END AS severity
-FROM tail
+            ELSE 'ok' END AS days_severity
+FROM risk
 """
 
 SUPPLIER_PERFORMANCE = f"""

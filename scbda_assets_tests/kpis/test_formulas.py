@@ -101,10 +101,10 @@ def test_latest_snapshot_not_the_sum_average_and_tie_break_by_snapshot_id(kpi_db
     assert khi["volume_m3"] == pytest.approx(40 * 0.015)
 
 
-def test_stockout_uses_requested_demand_and_severity_thresholds(kpi_db, spark):
+def test_stockout_uses_requested_demand_and_days_severity_thresholds(kpi_db, spark):
     # The store's first order is 3 min before T: history_days is its floor, 1/24, so demand_per_day = requested x 24
     # (and live_demand_per_day = requested in the 15-min window x 96).
-    cases = {  # sku -> (on_hand, requested, fulfilled, expected days, severity)
+    cases = {  # sku -> (on_hand, requested, fulfilled, expected days, days_severity: the seed design's rule)
         "SKU-STAPLE-001": (47, 1, 0, 47 / 24, "critical"),
         "SKU-STAPLE-002": (48, 1, 1, 2.0, "warning"),  # exactly 2 days: not critical
         "SKU-STAPLE-003": (167, 1, 1, 167 / 24, "warning"),
@@ -124,10 +124,10 @@ def test_stockout_uses_requested_demand_and_severity_thresholds(kpi_db, spark):
         assert risk[sku]["demand_per_day"] == pytest.approx((requested or 0) * 24.0), sku
         assert risk[sku]["live_demand_per_day"] == pytest.approx((requested or 0) * 96.0), sku
         assert risk[sku]["days_to_stockout"] == (pytest.approx(days) if days is not None else None), sku
-        assert risk[sku]["severity"] == severity, sku
+        assert risk[sku]["days_severity"] == severity, sku
     payload = run.results["stockout_risk"].payload()
-    assert payload["alert_count"] == 4 and payload["window_minutes"] == 15
-    assert [r["severity"] for r in run.results["stockout_risk"].rows][:2] == ["critical", "critical"]
+    assert payload["window_minutes"] == 15
+    assert [r["days_severity"] for r in run.results["stockout_risk"].rows][:2] == ["critical", "critical"]
 
 
 def test_supplier_performance_statistics_and_supplier_without_shipments(kpi_db, spark):
