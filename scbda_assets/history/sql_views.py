@@ -9,8 +9,9 @@ Views, registered in the Spark session for one query:
 Read-only by construction (``sql_guard``): the text is parsed and allow-listed before anything runs, the session
 has ``spark.sql.runSQLOnFiles=false``, and Spark is given the query nested as a subquery (``SELECT * FROM (…)``),
 which its own grammar accepts only for a query. Pruning (``sql_pruning``) reads part of a view only when the query
-provably drops every other row; the bounds' constants are evaluated by Spark. The hot rows of a view are staged as
-Parquet beside the archive root, never inside it (``<root>.sql-staging/sql-*``, removed afterwards).
+provably drops every other row; the bounds' constants are evaluated by Spark. Hot orders come from a Parquet mirror
+kept incrementally beside the archive (``sql_mirror``); hot shipments and inventory snapshots are staged as Parquet
+for the query, beside the archive root, never inside it (``<root>.sql-staging/sql-*``, removed afterwards).
 """
 
 from __future__ import annotations
@@ -20,19 +21,17 @@ import datetime as dt
 import uuid
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pymongo.database import Database
-
 from sqlglot import exp
 
 from scbda_assets.archive.schema import INVENTORY, ORDERS, SHIPMENTS, CollectionSpec
 from scbda_assets.archive.storage import ArchiveStore
-from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.history.sql_guard import RefusedStatement, checked_query, statement_text, table_sources
+from scbda_assets.history.sql_mirror import MIRRORED, hot_chunks, hot_schema, mirror_store, sync
 from scbda_assets.history.sql_pruning import BoundExpressions, bounds_for
+from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.history.store import SHIPMENTS as SHIPMENTS_HISTORY
-from scbda_assets.mongo_arrow import arrow_chunks
 
 VIEWS: dict[str, CollectionSpec] = {"orders": ORDERS, "shipments": SHIPMENTS, "inventory": INVENTORY}
 AGGREGATE_VIEWS = {"orders_hourly": ORDERS_HOURLY, "shipments_history": SHIPMENTS_HISTORY}
@@ -91,25 +90,29 @@ def _cold(spark, archive: ArchiveStore, spec: CollectionSpec, bounds: TimeBounds
 
 
 def _stage_hot(db: Database, staging: ArchiveStore, spec: CollectionSpec, bounds: TimeBounds, folder: str) -> int:
-    typed = spec.arrow_schema(with_partitions=False)
-    fields = [f for f in typed if f.name in spec.field_names]
-    read = {f.name: (pa.timestamp("ms", tz="UTC") if pa.types.is_timestamp(f.type) else f.type) for f in fields}
-    from pymongoarrow.api import Schema
-
-    target = pa.schema([*fields, ("event_date", pa.string()), ("hour", pa.string())])
+    target, _ = hot_schema(spec)
     path = f"{folder}/{spec.collection}.parquet"
     staging.create_dir(folder)
-    query = {"$jsonSchema": spec.json_schema(), **bounds.mongo(spec.event_field)}
     rows = 0
     with pq.ParquetWriter(staging.path(path), target, filesystem=staging.fs) as writer:
-        for chunk in arrow_chunks(db[spec.collection], query, Schema(read)):
-            chunk = chunk.select(list(read)).cast(pa.schema(fields))
-            moments = chunk[spec.event_field]  # UTC: the partition columns the archive writes, vectorized
-            chunk = chunk.append_column("event_date", pc.strftime(moments, format="%Y-%m-%d"))
-            chunk = chunk.append_column("hour", pc.strftime(moments, format="%H"))
+        for chunk in hot_chunks(db, spec, bounds.mongo(spec.event_field)):
             writer.write_table(chunk)
             rows += chunk.num_rows
     return rows
+
+
+def _hot(spark, db: Database, archive: ArchiveStore, spec: CollectionSpec, bounds: TimeBounds, staging: ArchiveStore,
+         folder: str, now: dt.datetime):
+    """The hot rows of a view: the mirror's files that can hold rows within ``bounds`` (orders), or the documents
+    staged for this query (shipments, updated in place at receipt; inventory)."""
+    if spec.collection in {s.collection for s in MIRRORED.values()}:
+        files = [f for f in sync(db, archive, spec, now=now)
+                 if (bounds.start is None or f.max_ts >= bounds.start) and (bounds.end is None or f.min_ts <= bounds.end)]
+        mirror = mirror_store(archive)
+        return spark.read.parquet(*(mirror.uri(f.name) for f in files)) if files else None
+    if _stage_hot(db, staging, spec, bounds, folder):
+        return spark.read.parquet(staging.uri(f"{folder}/{spec.collection}.parquet"))
+    return None
 
 
 def staging_store(archive: ArchiveStore) -> ArchiveStore:
@@ -118,7 +121,7 @@ def staging_store(archive: ArchiveStore) -> ArchiveStore:
 
 
 def register_views(spark, db: Database, archive: ArchiveStore, query: exp.Expression, staging: ArchiveStore,
-                   folder: str) -> list[str]:
+                   folder: str, now: dt.datetime) -> list[str]:
     """Register the views the (checked) query reads; returns their names."""
     named = {t.name.lower() for t in table_sources(query)}
     registered = []
@@ -127,8 +130,8 @@ def register_views(spark, db: Database, archive: ArchiveStore, query: exp.Expres
             continue
         bounds = evaluate_bounds(spark, bounds_for(query, name, spec.event_field))
         frame = _cold(spark, archive, spec, bounds)
-        if _stage_hot(db, staging, spec, bounds, folder):
-            hot = spark.read.parquet(staging.uri(f"{folder}/{spec.collection}.parquet"))
+        hot = _hot(spark, db, archive, spec, bounds, staging, folder, now)
+        if hot is not None:
             frame = hot if frame is None else frame.unionByName(hot)
         if frame is None:
             frame = spark.createDataFrame([], spec.spark_ddl().replace("`_id` STRING, ", "").replace(
@@ -145,8 +148,10 @@ def register_views(spark, db: Database, archive: ArchiveStore, query: exp.Expres
     return registered
 
 
-def run_sql(spark, db: Database, archive: ArchiveStore, query: str, *, max_rows: int | None = MAX_ROWS) -> pa.Table:
-    """Run one read-only analyst query over hot + cold; at most ``max_rows`` rows (``None``: all of them).
+def run_sql(spark, db: Database, archive: ArchiveStore, query: str, *, max_rows: int | None = MAX_ROWS,
+            now: dt.datetime | None = None) -> pa.Table:
+    """Run one read-only analyst query over hot + cold at ``now`` (default: the wall clock); at most ``max_rows``
+    rows (``None``: all of them).
 
     A statement that is not one read-only query raises :class:`RefusedStatement` before anything runs; a query Spark
     rejects raises :class:`SqlError`."""
@@ -164,7 +169,7 @@ def run_sql(spark, db: Database, archive: ArchiveStore, query: str, *, max_rows:
     logger.disabled = True
     try:
         spark.conf.set("spark.sql.runSQLOnFiles", "false")  # defence in depth: no parquet.`/path` in this session
-        register_views(spark, db, archive, parsed, staging, folder)
+        register_views(spark, db, archive, parsed, staging, folder, now or dt.datetime.now(dt.UTC))
         try:
             # Nested, Spark's parser accepts only a query here: a command the checker mis-read fails to parse.
             frame = spark.sql(f"SELECT * FROM (\n{statement_text(query)}\n) AS scbda_query")
