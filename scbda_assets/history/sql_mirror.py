@@ -89,7 +89,8 @@ def sync(db: Database, archive: ArchiveStore, spec: CollectionSpec, *, now: dt.d
     watermark = utc(state.get("watermark"))
     next_watermark = now - SEAL_GRACE  # taken before reading: what is ingested meanwhile is read next time
     query = {"ingested_at": {"$gte": watermark}} if watermark else {}
-    written = _write_by_day(db, store, spec, query)
+    listed = [_file(f) for f in state.get("files", [])]
+    written = _write_by_day(db, store, spec, query, _ids_since(store, spec, listed, watermark))
     set_state(history, key, {"$push": {"files": {"$each": [dataclasses.asdict(f) for f in written]}},
                              "$max": {"watermark": next_watermark}})
     _merge_small_files(history, store, key, spec, now)
@@ -97,14 +98,28 @@ def sync(db: Database, archive: ArchiveStore, spec: CollectionSpec, *, now: dt.d
     return [_file(f) for f in get_state(history, key).get("files", [])]
 
 
-def _write_by_day(db: Database, store: ArchiveStore, spec: CollectionSpec, query: dict) -> list[MirrorFile]:
-    """Stream the matching documents into one file per event day (memory bounded by a chunk, not the hot store)."""
+def _ids_since(store: ArchiveStore, spec: CollectionSpec, files: list[MirrorFile], watermark) -> pa.Array | None:
+    """The ids the listed files already hold that were ingested at or after ``watermark``: the grace overlap a sync
+    re-reads, not written twice (an order is never updated, so the copy already there is the same document)."""
+    if watermark is None or not files:
+        return None
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset([store.path(f.name) for f in files], format="parquet", filesystem=store.fs)
+    return dataset.to_table(columns=[spec.id_field], filter=ds.field("ingested_at") >= watermark)[spec.id_field]
+
+
+def _write_by_day(db: Database, store: ArchiveStore, spec: CollectionSpec, query: dict,
+                  already: pa.Array | None) -> list[MirrorFile]:
+    """Stream the matching documents (less ``already``) into one file per event day (memory bounded by a chunk)."""
     target, _ = hot_schema(spec)
     sync_id = uuid.uuid4().hex[:12]
     writers: dict[str, pq.ParquetWriter] = {}
     stats: dict[str, list] = {}  # day -> [min_ts, max_ts, rows]
     try:
         for chunk in hot_chunks(db, spec, query):
+            if already is not None and len(already):
+                chunk = chunk.filter(pc.invert(pc.is_in(chunk[spec.id_field], value_set=already)))
             for day in pc.unique(chunk["event_date"]).to_pylist():
                 part = chunk.filter(pc.equal(chunk["event_date"], day)).cast(target)
                 if day not in writers:

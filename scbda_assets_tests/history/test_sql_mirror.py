@@ -39,14 +39,18 @@ def test_mirror_reads_only_new_orders_and_archival_never_changes_the_answer(chai
     # New orders, stamped as a writer stamps them (ingested_at = its clock): the next query reads those only.
     late = order("ORD-LATE-OLD", "SKU-STAPLE-001", "DC-KHI", T - dt.timedelta(days=2, hours=5), 4)  # a late event
     fresh = [order(f"ORD-NEW-{i}", "SKU-DAIRY-001", "DC-LHE", T + dt.timedelta(seconds=30 + i), 2) for i in range(7)]
+    now += dt.timedelta(minutes=3)
     for doc in [late, *fresh]:
-        doc["ingested_at"] = now + dt.timedelta(seconds=10)
+        doc["ingested_at"] = now - dt.timedelta(seconds=30)  # within the next sync's grace overlap
     chain_db.orders_fact.insert_many([dict(d) for d in [late, *fresh]])
     orders += [late, *fresh]
-    now += dt.timedelta(minutes=3)
+    assert run_sql(spark, chain_db, archive_store, QUERY, now=now).to_pylist() == _expected(orders)
+    assert sum(f["rows"] for f in _mirror(chain_db)["files"]) - len(facts["orders_fact"]) == 8
+    # The next query re-reads the grace overlap (those 8 orders) but writes none of them again.
+    now += dt.timedelta(minutes=1)
     assert run_sql(spark, chain_db, archive_store, QUERY, now=now).to_pylist() == _expected(orders)
     synced = _mirror(chain_db)
-    assert sum(f["rows"] for f in synced["files"]) - len(facts["orders_fact"]) == 8  # the overlap re-read nothing
+    assert sum(f["rows"] for f in synced["files"]) - len(facts["orders_fact"]) == 8
 
     # Archival moves the oldest 1.5 days to Parquet: same answer; the mirror's files of archived days retire.
     archive_range(chain_db, spark, archive_store, start=T - dt.timedelta(days=4), end=T - dt.timedelta(hours=36),
