@@ -209,8 +209,10 @@ def kpis(as_of) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Print the rows as CSV.")
 @_one_line_errors
 def sql(query, as_json, as_csv) -> None:
-    """Run QUERY (Spark SQL) over hot + cold: views orders, shipments, inventory, orders_hourly, shipments_history."""
-    from scbda_assets.history.sql_views import SqlError, format_table, run_sql
+    """Run QUERY (one Spark SQL SELECT) over hot + cold: views orders, shipments, inventory, orders_hourly,
+    shipments_history. Read-only: any other statement is refused (exit 2). --json / --csv print every row; the
+    table prints the first 10,000 and says so on stderr when there are more."""
+    from scbda_assets.history.sql_views import MAX_ROWS, RefusedStatement, SqlError, format_table, run_sql
 
     if as_json and as_csv:
         _fail("--json and --csv exclude each other: pick one (default: a table)", EXIT_CONFIG)
@@ -218,13 +220,17 @@ def sql(query, as_json, as_csv) -> None:
     from scbda_assets.kpis.refresh import SparkHandle, open_spark
     from scbda_assets.resources import open_resources
 
+    complete = as_json or as_csv
     settings = _settings()
     with open_resources(settings) as resources:
         mongo, pyspark = resources["mongo"], resources["pyspark"]
         handle = SparkHandle(lambda: open_spark(pyspark.spark_config, lambda: pyspark.spark_session))
         try:
             db = mongo.database()
-            table = handle.run(lambda spark: run_sql(spark, db, ArchiveStore(settings.archive_uri), query))
+            table = handle.run(lambda spark: run_sql(spark, db, ArchiveStore(settings.archive_uri), query,
+                                                     max_rows=None if complete else MAX_ROWS + 1))
+        except RefusedStatement as exc:
+            _fail(f"refused: {exc}; nothing was run", EXIT_CONFIG)
         except SqlError as exc:
             _fail(f"bad query: {exc}", EXIT_CONFIG)
         finally:
@@ -234,15 +240,16 @@ def sql(query, as_json, as_csv) -> None:
         click.echo(json.dumps(table.to_pylist(), indent=2, default=str))
     elif as_csv:
         import csv
-        import io
 
-        out = io.StringIO()
-        writer = csv.writer(out)
+        writer = csv.writer(sys.stdout)
         writer.writerow(table.column_names)
-        for row in table.to_pylist():
-            writer.writerow(["" if v is None else v for v in row.values()])
-        click.echo(out.getvalue(), nl=False)
+        for batch in table.to_batches(max_chunksize=10_000):  # bounded Python objects for a large result
+            writer.writerows(["" if v is None else v for v in row.values()] for row in batch.to_pylist())
     else:
+        if table.num_rows > MAX_ROWS:
+            click.echo(f"scbda: showing the first {MAX_ROWS:,} rows; there are more (--csv or --json print all)",
+                       err=True)
+            table = table.slice(0, MAX_ROWS)
         click.echo(format_table(table))
 
 

@@ -6,32 +6,32 @@ Views, registered in the Spark session for one query:
   columns (SPEC §6 fields) plus ``event_date`` and ``hour`` (the archive's partition columns, computed for hot rows);
 - ``orders_hourly``, ``shipments_history``: the history layer's aggregates (``scbda_assets.history``).
 
-Pruning: a comparison of a view's event-time field with a literal (``order_ts >= '2026-11-20'``,
-``shipment_ts BETWEEN TIMESTAMP '…' AND '…'``) bounds which ``event_date`` folders Spark lists and which hot
-documents are read (by the event-time index). Filters on ``event_date`` / ``hour`` prune the archive directly as well.
-The hot rows of a view are staged as Parquet next to the archive (``_staging/sql-*``, removed afterwards): memory
-stays bounded and nothing crosses the Spark Connect channel row by row.
+Read-only by construction (``sql_guard``): the text is parsed and allow-listed before anything runs, the session
+has ``spark.sql.runSQLOnFiles=false``, and Spark is given the query nested as a subquery (``SELECT * FROM (…)``),
+which its own grammar accepts only for a query. Pruning (``sql_pruning``) reads part of a view only when the query
+provably drops every other row; the bounds' constants are evaluated by Spark. Hot orders come from a Parquet mirror
+kept incrementally beside the archive (``sql_mirror``); hot shipments and inventory snapshots are staged as Parquet
+for the query, beside the archive root, never inside it (``<root>.sql-staging/sql-*``, removed afterwards).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 import uuid
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pymongo.database import Database
+from sqlglot import exp
 
-from scbda_assets.archive import layout
 from scbda_assets.archive.schema import INVENTORY, ORDERS, SHIPMENTS, CollectionSpec
 from scbda_assets.archive.storage import ArchiveStore
+from scbda_assets.history.sql_guard import RefusedStatement, checked_query, statement_text, table_sources
+from scbda_assets.history.sql_mirror import MIRRORED, hot_chunks, hot_schema, mirror_store, sync
+from scbda_assets.history.sql_pruning import BoundExpressions, bounds_for
 from scbda_assets.history.store import ORDERS_HOURLY, history_database
 from scbda_assets.history.store import SHIPMENTS as SHIPMENTS_HISTORY
-from scbda_assets.timeutil import parse_iso
-from scbda_assets.mongo_arrow import arrow_chunks
 
 VIEWS: dict[str, CollectionSpec] = {"orders": ORDERS, "shipments": SHIPMENTS, "inventory": INVENTORY}
 AGGREGATE_VIEWS = {"orders_hourly": ORDERS_HOURLY, "shipments_history": SHIPMENTS_HISTORY}
@@ -58,38 +58,23 @@ class TimeBounds:
         return {field: bounds} if bounds else {}
 
 
-_LITERAL = r"(?:TIMESTAMP\s*|DATE\s*)?'([^']+)'"
+def evaluate_bounds(spark, bounds: BoundExpressions) -> TimeBounds:
+    """The tightest bounds, each constant evaluated by Spark as the comparison coerces it (``CAST(… AS
+    TIMESTAMP)`` in the session's time zone). A constant Spark cannot evaluate, or NULL, bounds nothing."""
+    constants = [*bounds.lower, *bounds.upper]
+    if not constants:
+        return TimeBounds()
+    from pyspark.errors import PySparkException
 
-
-def time_bounds(query: str, field: str) -> TimeBounds:
-    """The tightest literal bounds the query puts on ``field`` (only ANDed-looking comparisons are read; a bound
-    that cannot be parsed is ignored, which only means less pruning)."""
-    start = end = None
-    text = re.sub(r"\s+", " ", query)
-    if re.search(rf"\b{field}\b[^;]*\bOR\b", text, flags=re.IGNORECASE):
-        return TimeBounds()  # an OR could widen the range: no pruning rather than a wrong one
-    for low, high in re.findall(rf"\b{field}\s+BETWEEN\s+{_LITERAL}\s+AND\s+{_LITERAL}", text, flags=re.I):
-        start, end = _tighter(start, _parse(low), max), _tighter(end, _parse(high), min)
-    for op, value in re.findall(rf"\b{field}\s*(>=|<=|>|<|=)\s*{_LITERAL}", text, flags=re.IGNORECASE):
-        moment = _parse(value)
-        if op in (">", ">=", "="):
-            start = _tighter(start, moment, max)
-        if op in ("<", "<=", "="):
-            end = _tighter(end, moment, min)
-    return TimeBounds(start, end)
-
-
-def _parse(value: str) -> dt.datetime | None:
+    columns = ", ".join(f"CAST(({c}) AS TIMESTAMP) AS b{i}" for i, c in enumerate(constants))
     try:
-        return parse_iso(value)
-    except ValueError:
-        return None
-
-
-def _tighter(current, new, pick):
-    if new is None:
-        return current
-    return new if current is None else pick(current, new)
+        (row,) = spark.sql(f"SELECT {columns}").toArrow().to_pylist()
+    except PySparkException:
+        return TimeBounds()  # the query itself will say what is wrong with it
+    values = [row[f"b{i}"] for i in range(len(constants))]
+    lower = [v for v in values[: len(bounds.lower)] if v is not None]
+    upper = [v for v in values[len(bounds.lower):] if v is not None]
+    return TimeBounds(max(lower, default=None), min(upper, default=None))
 
 
 def _cold(spark, archive: ArchiveStore, spec: CollectionSpec, bounds: TimeBounds):
@@ -104,38 +89,49 @@ def _cold(spark, archive: ArchiveStore, spec: CollectionSpec, bounds: TimeBounds
     return frame.where("raw_json IS NULL").drop("_id", "raw_json")
 
 
-def _stage_hot(db: Database, archive: ArchiveStore, spec: CollectionSpec, bounds: TimeBounds, folder: str) -> int:
-    typed = spec.arrow_schema(with_partitions=False)
-    fields = [f for f in typed if f.name in spec.field_names]
-    read = {f.name: (pa.timestamp("ms", tz="UTC") if pa.types.is_timestamp(f.type) else f.type) for f in fields}
-    from pymongoarrow.api import Schema
-
-    target = pa.schema([*fields, ("event_date", pa.string()), ("hour", pa.string())])
+def _stage_hot(db: Database, staging: ArchiveStore, spec: CollectionSpec, bounds: TimeBounds, folder: str) -> int:
+    target, _ = hot_schema(spec)
     path = f"{folder}/{spec.collection}.parquet"
-    archive.fs.create_dir(archive.path(folder), recursive=True)
-    query = {"$jsonSchema": spec.json_schema(), **bounds.mongo(spec.event_field)}
+    staging.create_dir(folder)
     rows = 0
-    with pq.ParquetWriter(archive.path(path), target, filesystem=archive.fs) as writer:
-        for chunk in arrow_chunks(db[spec.collection], query, Schema(read)):
-            chunk = chunk.select(list(read)).cast(pa.schema(fields))
-            moments = chunk[spec.event_field]  # UTC: the partition columns the archive writes, vectorized
-            chunk = chunk.append_column("event_date", pc.strftime(moments, format="%Y-%m-%d"))
-            chunk = chunk.append_column("hour", pc.strftime(moments, format="%H"))
+    with pq.ParquetWriter(staging.path(path), target, filesystem=staging.fs) as writer:
+        for chunk in hot_chunks(db, spec, bounds.mongo(spec.event_field)):
             writer.write_table(chunk)
             rows += chunk.num_rows
     return rows
 
 
-def register_views(spark, db: Database, archive: ArchiveStore, query: str, folder: str) -> list[str]:
-    """Register the views the query names; returns their names."""
+def _hot(spark, db: Database, archive: ArchiveStore, spec: CollectionSpec, bounds: TimeBounds, staging: ArchiveStore,
+         folder: str, now: dt.datetime):
+    """The hot rows of a view: the mirror's files that can hold rows within ``bounds`` (orders), or the documents
+    staged for this query (shipments, updated in place at receipt; inventory)."""
+    if spec.collection in {s.collection for s in MIRRORED.values()}:
+        files = [f for f in sync(db, archive, spec, now=now)
+                 if (bounds.start is None or f.max_ts >= bounds.start) and (bounds.end is None or f.min_ts <= bounds.end)]
+        mirror = mirror_store(archive)
+        return spark.read.parquet(*(mirror.uri(f.name) for f in files)) if files else None
+    if _stage_hot(db, staging, spec, bounds, folder):
+        return spark.read.parquet(staging.uri(f"{folder}/{spec.collection}.parquet"))
+    return None
+
+
+def staging_store(archive: ArchiveStore) -> ArchiveStore:
+    """Where hot rows are staged: a sibling of the archive root on the same filesystem, never inside it."""
+    return ArchiveStore(f"{archive.root_uri}.sql-staging")
+
+
+def register_views(spark, db: Database, archive: ArchiveStore, query: exp.Expression, staging: ArchiveStore,
+                   folder: str, now: dt.datetime) -> list[str]:
+    """Register the views the (checked) query reads; returns their names."""
+    named = {t.name.lower() for t in table_sources(query)}
     registered = []
     for name, spec in VIEWS.items():
-        if not re.search(rf"\b{name}\b", query, flags=re.IGNORECASE):
+        if name not in named:
             continue
-        bounds = time_bounds(query, spec.event_field)
+        bounds = evaluate_bounds(spark, bounds_for(query, name, spec.event_field))
         frame = _cold(spark, archive, spec, bounds)
-        if _stage_hot(db, archive, spec, bounds, folder):
-            hot = spark.read.parquet(archive.uri(f"{folder}/{spec.collection}.parquet"))
+        hot = _hot(spark, db, archive, spec, bounds, staging, folder, now)
+        if hot is not None:
             frame = hot if frame is None else frame.unionByName(hot)
         if frame is None:
             frame = spark.createDataFrame([], spec.spark_ddl().replace("`_id` STRING, ", "").replace(
@@ -144,7 +140,7 @@ def register_views(spark, db: Database, archive: ArchiveStore, query: str, folde
         registered.append(name)
     history = history_database(db)
     for name, collection in AGGREGATE_VIEWS.items():
-        if re.search(rf"\b{name}\b", query, flags=re.IGNORECASE):
+        if name in named:
             docs = list(history[collection].find({}, {"_id": 0}))
             table = pa.Table.from_pylist(docs) if docs else pa.table({"empty": pa.array([], pa.int32())})
             spark.createDataFrame(table).createOrReplaceTempView(name)
@@ -152,28 +148,37 @@ def register_views(spark, db: Database, archive: ArchiveStore, query: str, folde
     return registered
 
 
-def run_sql(spark, db: Database, archive: ArchiveStore, query: str, *, max_rows: int = MAX_ROWS) -> pa.Table:
-    """Run one analyst query over hot + cold; at most ``max_rows`` rows. Bad SQL raises :class:`SqlError`."""
+def run_sql(spark, db: Database, archive: ArchiveStore, query: str, *, max_rows: int | None = MAX_ROWS,
+            now: dt.datetime | None = None) -> pa.Table:
+    """Run one read-only analyst query over hot + cold at ``now`` (default: the wall clock); at most ``max_rows``
+    rows (``None``: all of them).
+
+    A statement that is not one read-only query raises :class:`RefusedStatement` before anything runs; a query Spark
+    rejects raises :class:`SqlError`."""
     from pyspark.errors import PySparkException
     from pyspark.logger import PySparkLogger
 
     if not query.strip():
         raise SqlError("empty query: expected one SELECT statement, e.g. scbda sql \"SELECT COUNT(*) FROM orders\"")
-    folder = f"{layout.STAGING_DIR}/sql-{uuid.uuid4().hex[:8]}"
+    parsed = checked_query(query, frozenset(VIEWS) | frozenset(AGGREGATE_VIEWS))
+    staging, folder = staging_store(archive), f"sql-{uuid.uuid4().hex[:8]}"
     # pyspark's own logger class: a plain logging.Logger under this name breaks every later query error
     # ("Logger._log() got an unexpected keyword argument 'errorClass'").
     logger = PySparkLogger.getLogger(_QUERY_LOGGER)
     previous = logger.disabled
     logger.disabled = True
     try:
-        register_views(spark, db, archive, query, folder)
+        spark.conf.set("spark.sql.runSQLOnFiles", "false")  # defence in depth: no parquet.`/path` in this session
+        register_views(spark, db, archive, parsed, staging, folder, now or dt.datetime.now(dt.UTC))
         try:
-            return spark.sql(query).limit(max_rows).toArrow()
+            # Nested, Spark's parser accepts only a query here: a command the checker mis-read fails to parse.
+            frame = spark.sql(f"SELECT * FROM (\n{statement_text(query)}\n) AS scbda_query")
+            return (frame if max_rows is None else frame.limit(max_rows)).toArrow()
         except PySparkException as error:
             raise SqlError(_one_line(error)) from None
     finally:
         logger.disabled = previous
-        archive.delete_dir(folder)
+        staging.delete_dir(folder)
 
 
 def _one_line(error: BaseException) -> str:
