@@ -44,6 +44,14 @@ def _one_line_errors(func):
             # command converges when run again (SPEC §4, §8).
             cause = first_line(exc).split(", full error:")[0]  # not the server's whole reply document
             _fail(f"MongoDB unavailable: {cause}; run the command again", EXIT_SERVICE)
+        except Exception as exc:
+            # HDFS failing under Spark (a DataNode or NameNode gone mid-job) arrives as a Spark job error.
+            from scbda_assets.archive.hdfs_client import failure_line
+
+            line = failure_line(exc)
+            if line is None:
+                raise
+            _fail(line, EXIT_SERVICE)
 
     return wrapper
 

@@ -75,6 +75,42 @@ def _translating(method):
     return wrapper
 
 
+class _TranslatedFile:
+    """An hdfs-native reader or writer whose failures (a DataNode gone mid-write, found at close) are translated
+    like the handler's own."""
+
+    def __init__(self, namenode: str, inner):
+        self.namenode, self._inner = namenode, inner
+
+    def __getattr__(self, name):
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args, **kwargs):
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - see _translating
+                explained = _explained(self.namenode, exc)
+                if explained is exc:
+                    raise
+                raise explained from None
+
+        return call
+
+
+def failure_line(exc: BaseException) -> str | None:
+    """One line for a failure of HDFS seen through another client (Spark's Hadoop client reports it inside a job
+    error, with a Java stack trace), or None when ``exc`` names no HDFS failure."""
+    text = str(exc)
+    if "org.apache.hadoop" not in text and "hdfs://" not in text:
+        return None
+    causes = re.findall(r"(?:org\.apache\.hadoop[\w.$]*|java\.(?:io|net)\.\w+)(?:\([\w.]+\))?: ([^\n]+)", text)
+    cause = (causes[-1] if causes else text.strip().splitlines()[0])[:240].rstrip(". ")
+    return f"HDFS failed during the command: {cause}; check `scbda services status`, then run the command again"
+
+
 class HdfsNativeHandler(pafs.FileSystemHandler):
     """pyarrow's filesystem interface, each call one or a few NameNode RPCs through ``hdfs_native.Client``."""
 
@@ -174,18 +210,21 @@ class HdfsNativeHandler(pafs.FileSystemHandler):
         # pyarrow's open_output_stream truncates an existing file; the archive never relies on it (new names).
         return self.client.create(path, WriteOptions(overwrite=True, create_parent=True))
 
+    def _file(self, inner, mode: str):
+        return pa.PythonFile(_TranslatedFile(self.namenode, inner), mode=mode)
+
     @_translating
     def open_input_stream(self, path):
-        return pa.PythonFile(self.client.read(path), mode="r")
+        return self._file(self.client.read(path), "r")
 
     @_translating
     def open_input_file(self, path):
-        return pa.PythonFile(self.client.read(path), mode="r")
+        return self._file(self.client.read(path), "r")
 
     @_translating
     def open_output_stream(self, path, metadata):
-        return pa.PythonFile(self._create(path), mode="w")
+        return self._file(self._create(path), "w")
 
     @_translating
     def open_append_stream(self, path, metadata):
-        return pa.PythonFile(self.client.append(path), mode="w")
+        return self._file(self.client.append(path), "w")

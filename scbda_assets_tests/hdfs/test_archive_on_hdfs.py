@@ -12,7 +12,6 @@ of the same seeded generation: lost 0, duplicated 0.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 import signal
@@ -20,6 +19,7 @@ import subprocess
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 from scbda_assets.services.hdfs import HdfsDataNode, HdfsNameNode, hadoop_classpath, hdfs_down
@@ -28,6 +28,7 @@ from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
 from scbda_assets_tests.hdfs.conftest import (
     SCBDA,
+    NameNodeLogWatcher,
     archive_until_converged,
     assert_every_business_id_once,
     generate,
@@ -35,7 +36,6 @@ from scbda_assets_tests.hdfs.conftest import (
     new_database,
     sigkill,
     summary,
-    NameNodeLogWatcher,
 )
 
 pytestmark = [pytest.mark.hdfs, pytest.mark.slow, pytest.mark.subprocess_clock]
@@ -82,7 +82,7 @@ def test_archive_with_three_sigkills_then_a_rerun_keeps_every_id_once(live_hdfs,
     for delay in rng.uniform(0.0, 2.0, size=3):
         # The kill lands a seeded moment after Spark started writing the batch's Parquet on HDFS.
         process = live_hdfs.start(["archive"], env)
-        watcher = NameNodeLogWatcher(live_hdfs, f"{database}/.*{SPARK_PARQUET}", lambda: None)
+        watcher = NameNodeLogWatcher(live_hdfs, f"{database}.*{SPARK_PARQUET}", lambda: None)
         watcher.start()
         while process.poll() is None and watcher.is_alive():
             time.sleep(0.02)
@@ -163,8 +163,8 @@ def _datanode_fault(live_hdfs, expected, lane_end, name: str, pattern: str, afte
     generate(live_hdfs, database, lane_end)
     datanode = live_hdfs.datanode()
     pid = datanode.status().pid
-    watcher = NameNodeLogWatcher(live_hdfs, f"{database}/.*{pattern}", lambda: sigkill(pid),
-                                 after=f"{database}/.*{after}" if after else None)
+    watcher = NameNodeLogWatcher(live_hdfs, f"{database}.*{pattern}", lambda: sigkill(pid),
+                                 after=f"{database}.*{after}" if after else None)
     watcher.start()
     faulted = live_hdfs.scbda(["archive"], live_hdfs.env(database))
     fired_on = watcher.finish()
@@ -192,7 +192,7 @@ def test_namenode_restarted_mid_archive_safe_mode_on_start(live_hdfs, lane_end, 
     generate(live_hdfs, database, lane_end)
     namenode = live_hdfs.namenode()
     pid = namenode.status().pid
-    watcher = NameNodeLogWatcher(live_hdfs, f"{database}/.*{SPARK_PARQUET}", lambda: sigkill(pid))
+    watcher = NameNodeLogWatcher(live_hdfs, f"{database}.*{SPARK_PARQUET}", lambda: sigkill(pid))
     watcher.start()
     faulted = live_hdfs.scbda(["archive"], live_hdfs.env(database))
     watcher.finish()
@@ -200,7 +200,7 @@ def test_namenode_restarted_mid_archive_safe_mode_on_start(live_hdfs, lane_end, 
     during_safe_mode = live_hdfs.scbda(["archive"], live_hdfs.env(database))
     print(f"NameNode killed mid-write: archive exit {faulted.returncode}: {faulted.stderr.strip()[-300:]}; right "
           f"after its restart: exit {during_safe_mode.returncode}: {during_safe_mode.stderr.strip()[-300:]}")
-    assert faulted.returncode != 0
+    assert faulted.returncode == 3 and "Traceback" not in faulted.stderr, faulted.stderr[-1500:]
     live_hdfs.wait_writable()
     codes = [faulted.returncode] + archive_until_converged(live_hdfs, database, during_safe_mode)
     report = loss_report(live_hdfs, database, expected)
@@ -248,7 +248,5 @@ def test_services_down_stops_namenode_and_datanode_by_pid(tmp_path, live_hdfs):
     down = subprocess.run(SCBDA + ["services", "down"], env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
     assert "hdfs-datanode" in down.stdout and "hdfs-namenode" in down.stdout, down.stdout
-    import psutil
-
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
     assert hdfs_down(settings) == []
