@@ -50,12 +50,13 @@ compose-check:
 
 ## make run: embedded services + dagster dev (+ dashboard); Ctrl-C stops everything it started.
 ## make run HDFS=1: the same with the archive on a real HDFS (`scbda services up --hdfs`: NameNode + DataNode).
-## make run CLUSTER=1: the same on a Spark standalone cluster + MongoDB replica set (`scbda services up --cluster`;
+## make run CLUSTER=1: the same on a Spark standalone cluster + MongoDB replica set + HDFS (`scbda services up --cluster`;
 ## `make services-down` stops the cluster).
 CLUSTER ?=
 HDFS ?=
 run: install
 ifeq ($(CLUSTER),1)
+	$(MAKE) hadoop
 	set -a && eval "$$($(BIN)/scbda services up --cluster)" && set +a && $(BIN)/scbda run
 else ifeq ($(HDFS),1)
 	$(MAKE) hadoop

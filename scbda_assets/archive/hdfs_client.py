@@ -35,28 +35,41 @@ def hdfs_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
 _REMOTE_EXCEPTION = re.compile(r'RPCError\("([\w.$]+)", "([^"\n]*)')
 
 
+_USAGE_ERRORS = {"PathIsNotEmptyDirectoryException", "ParentNotDirectoryException", "PathIsNotDirectoryException",
+                 "AccessControlException", "InvalidPathException"}  # the caller's mistake, not HDFS failing
+
+
 def _explained(namenode: str, exc: Exception) -> Exception:
-    """The exception the caller should see: FileNotFoundError/FileExistsError as they are, an unreachable NameNode
-    or one in safe mode as ServiceUnavailable, anything else as OSError with the NameNode's first line."""
+    """The exception the caller should see: FileNotFoundError/FileExistsError as they are; HDFS failing (NameNode
+    unreachable or in safe mode, no DataNode to write to) as a one-line ServiceUnavailable; a request HDFS refuses
+    as OSError with the NameNode's first line."""
     if isinstance(exc, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)):
         return exc
     text = str(exc)
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+    again = "check `scbda services status` (`scbda services up --hdfs` starts what is missing), then run the command again"
     remote = _REMOTE_EXCEPTION.search(text)
-    if remote and remote.group(1).endswith("SafeModeException"):
-        return ServiceUnavailable(
-            f"HDFS NameNode {namenode} is in safe mode (read-only until its DataNodes report); run the command again "
-            "in a minute, or `scbda services up --hdfs` to start a missing DataNode"
-        )
-    if remote and remote.group(1).endswith("FileAlreadyExistsException"):
-        return FileExistsError(remote.group(2))
     if remote:
-        return OSError(f"HDFS {remote.group(1).rsplit('.', 1)[-1]}: {remote.group(2)[:200]}")
-    if isinstance(exc, OSError) or "connect" in text.lower():
+        name, message = remote.group(1).rsplit(".", 1)[-1].rstrip("$"), remote.group(2)[:200]
+        if name == "SafeModeException":
+            return ServiceUnavailable(
+                f"HDFS NameNode {namenode} is in safe mode (read-only until its DataNodes report); run the command "
+                "again in a minute, or `scbda services up --hdfs` to start a missing DataNode"
+            )
+        if name == "FileAlreadyExistsException":
+            return FileExistsError(message)
+        if name == "FileNotFoundException":
+            return FileNotFoundError(message)
+        if name in _USAGE_ERRORS:
+            return OSError(f"HDFS {name}: {message}")
+        return ServiceUnavailable(f"HDFS {namenode} failed: {name}: {message.rstrip('. ')}; {again}")
+    if "connect" in text.lower() or "refused" in text.lower():
         return ServiceUnavailable(
-            f"HDFS NameNode {namenode} unreachable ({text.splitlines()[0][:120]}); start it with "
+            f"HDFS NameNode {namenode} unreachable ({first[:120]}); start it with "
             "`scbda services up --hdfs`, or check SCBDA_ARCHIVE_URI"
         )
-    return OSError(f"HDFS: {text.splitlines()[0][:200] if text else type(exc).__name__}")
+    # The data path: no DataNode took a block (DataTransferError "All nodes failed for write"), a block unreadable.
+    return ServiceUnavailable(f"HDFS {namenode} failed: {first}; {again}")
 
 
 def _translating(method):
@@ -107,7 +120,8 @@ def failure_line(exc: BaseException) -> str | None:
     if "org.apache.hadoop" not in text and "hdfs://" not in text:
         return None
     causes = re.findall(r"(?:org\.apache\.hadoop[\w.$]*|java\.(?:io|net)\.\w+)(?:\([\w.]+\))?: ([^\n]+)", text)
-    cause = (causes[-1] if causes else text.strip().splitlines()[0])[:240].rstrip(". ")
+    cause = causes[-1] if causes else text.strip().splitlines()[0]
+    cause = re.sub(r"(?:/[^\s/]+){3,}/([^\s/]+)", r".../\1", cause)[:240].rstrip(". ")  # long paths: the file name
     return f"HDFS failed during the command: {cause}; check `scbda services status`, then run the command again"
 
 

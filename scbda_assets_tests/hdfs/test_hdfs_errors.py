@@ -29,6 +29,14 @@ def test_connection_refused_is_unreachable_and_file_errors_pass_through():
     assert isinstance(exists, FileExistsError)
 
 
+def test_no_datanode_to_write_to_is_a_service_unavailable_line():
+    explained = _explained(NAMENODE, RuntimeError('DataTransferError("All nodes failed for write")'))
+    assert isinstance(explained, ServiceUnavailable) and "All nodes failed for write" in str(explained)
+    refused = _explained(NAMENODE, RuntimeError('RPCError("org.apache.hadoop.fs.PathIsNotEmptyDirectoryException", '
+                                                '"`/x is non empty\': Directory is not empty")'))
+    assert type(refused) is OSError  # a request HDFS refuses is the caller's error, not HDFS failing
+
+
 def test_a_spark_job_failing_on_hdfs_is_one_line_naming_the_cause():
     text = ("[TASK_WRITE_FAILED] Task failed while writing rows to hdfs://127.0.0.1:5/a. SQLSTATE: 58030\n"
             "org.apache.hadoop.ipc.RemoteException(java.io.IOException): File /a/part-0 could only be written to 0 "
