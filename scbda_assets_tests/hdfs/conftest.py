@@ -35,7 +35,7 @@ from scbda_assets.timeutil import floor_minute
 
 BUSINESS_IDS = {"orders_fact": "order_id", "shipments_fact": "shipment_id", "inventory_fact": "snapshot_id"}
 SCBDA = [sys.executable, "-m", "scbda_assets.cli"]
-COMMAND_TIMEOUT = 300
+COMMAND_TIMEOUT = 420  # a loaded 2-core machine (load 30 seen) takes minutes for an archive run
 MINUTES, RATE, SEED = 120, 40, 23  # ~5k orders; the older hour and more are archived
 
 
@@ -216,7 +216,8 @@ class NameNodeLogWatcher(threading.Thread):
 
     ALLOCATE = re.compile(r"BLOCK\* allocate \S+ replicas=\S* for (\S+)")
 
-    def __init__(self, live: LiveHdfs, pattern: str, action, *, after: str | None = None, timeout: float = 240):
+    def __init__(self, live: LiveHdfs, pattern: str, action, *, after: str | None = None,
+                 timeout: float = COMMAND_TIMEOUT):
         super().__init__(daemon=True)
         self.log = live.namenode().log_file
         self.offset = self.log.stat().st_size

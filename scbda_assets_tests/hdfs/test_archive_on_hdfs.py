@@ -27,6 +27,7 @@ from scbda_assets.services.java import java_home
 from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
 from scbda_assets_tests.hdfs.conftest import (
+    COMMAND_TIMEOUT,
     SCBDA,
     NameNodeLogWatcher,
     archive_until_converged,
@@ -108,7 +109,7 @@ def test_two_overlapping_archive_runs_keep_every_id_once(live_hdfs, lane_end, ex
     first = live_hdfs.start(["archive"], env)
     time.sleep(1.0)
     second = live_hdfs.start(["archive"], env)
-    outcomes = [(p.wait(timeout=300), p.communicate()) for p in (first, second)]
+    outcomes = [(p.wait(timeout=COMMAND_TIMEOUT), p.communicate()) for p in (first, second)]
     codes = [code for code, _ in outcomes]
     for code, (_, stderr) in outcomes:
         assert code in (0, 4), stderr  # archived, or busy (the other holds the lease) with one line
