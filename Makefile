@@ -32,7 +32,7 @@ APT_INSTALL = command -v $(1) >/dev/null || { \
 # test lane. Without mvn or Maven Central that lane skips (fails under CI=true, like the other missing tools).
 HADOOP_CLASSPATH := hadoop/classpath.txt
 $(HADOOP_CLASSPATH): hadoop/pom.xml
-	@$(call APT_INSTALL,mvn,the hdfs tests will skip)
+	@command -v mvn >/dev/null || $(call APT_INSTALL,maven,the hdfs tests will skip)
 	@command -v mvn >/dev/null && mvn -q -B -C -f hadoop/pom.xml dependency:build-classpath -Dmdep.outputFile=$(CURDIR)/$@.tmp >/dev/null \
 	  && mv $@.tmp $@ \
 	  || { rm -f $@.tmp; echo "Hadoop's jars could not be fetched (mvn -f hadoop/pom.xml dependency:build-classpath); the hdfs tests will skip" >&2; \
