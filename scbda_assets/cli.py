@@ -54,6 +54,14 @@ def _one_line_errors(func):
                   "this user can write", EXIT_CONFIG)
         except OSError as exc:  # an I/O error, a storage service (HDFS) that does not answer
             _fail(f"storage error: {first_line(exc)}; run the command again once the storage answers", EXIT_SERVICE)
+        except Exception as exc:
+            # HDFS failing under Spark (a DataNode or NameNode gone mid-job) arrives as a Spark job error.
+            from scbda_assets.archive.hdfs_client import failure_line
+
+            line = failure_line(exc)
+            if line is None:
+                raise
+            _fail(line, EXIT_SERVICE)
 
     return wrapper
 
@@ -103,24 +111,31 @@ def main() -> None:
 
 @main.group()
 def services() -> None:
-    """Start, stop or inspect the embedded mongod, redis-server and Spark Connect server."""
+    """Start, stop or inspect the embedded mongod, redis-server and Spark Connect server (and HDFS)."""
 
 
 @services.command("up")
 @click.option("--cluster", is_flag=True,
               help="Scale-out on this machine: Spark standalone master + 2 workers behind the Connect server, "
-                   "and a 3-member MongoDB replica set.")
+                   "and a 3-member MongoDB replica set (and HDFS, as --hdfs).")
+@click.option("--hdfs", is_flag=True,
+              help="Also a real HDFS NameNode + DataNode on 127.0.0.1 for the archive (prints SCBDA_ARCHIVE_URI).")
 @_one_line_errors
-def services_up_command(cluster) -> None:
+def services_up_command(cluster, hdfs) -> None:
     """Start (or reuse) the embedded services; print shell-evaluable KEY=VALUE connection settings."""
+    settings = _settings()
     if cluster:
         from scbda_assets.services.cluster import cluster_up
 
-        endpoints, _ = cluster_up(_settings())
+        endpoints, _ = cluster_up(settings)
     else:
         from scbda_assets.services import services_up
 
-        endpoints, _ = services_up(_settings())
+        endpoints, _ = services_up(settings)
+    if cluster or hdfs:
+        from scbda_assets.services.hdfs import hdfs_up
+
+        endpoints["SCBDA_ARCHIVE_URI"], _ = hdfs_up(settings)
     for key, value in endpoints.items():
         click.echo(f"{key}={_shell_value(value)}")
 
@@ -134,12 +149,13 @@ def _shell_value(value: str) -> str:
 @services.command("down")
 @_one_line_errors
 def services_down_command() -> None:
-    """Stop the embedded services (and the scale-out cluster) started under $SCBDA_HOME, by PID."""
+    """Stop the embedded services (and the scale-out cluster, and HDFS) started under $SCBDA_HOME, by PID."""
     from scbda_assets.services import services_down
     from scbda_assets.services.cluster import cluster_down
+    from scbda_assets.services.hdfs import hdfs_down
 
     settings = _settings()
-    stopped = cluster_down(settings) + services_down(settings)
+    stopped = cluster_down(settings) + services_down(settings) + hdfs_down(settings)
     click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
@@ -163,8 +179,9 @@ def services_status_command() -> None:
         state = f"running pid={running.pid} {redact(running.url)}" if running else "stopped"
         click.echo(f"{embedded[env].name}: {state}")
     from scbda_assets.services.cluster import cluster_status
+    from scbda_assets.services.hdfs import hdfs_status
 
-    for line in cluster_status(settings):
+    for line in cluster_status(settings) + hdfs_status(settings):
         click.echo(line)
 
 

@@ -155,6 +155,7 @@ def scbda_environ(test_env, monkeypatch):
 # Markers by fixture use, so `make test-fast` (-m "not spark and not browser ...") needs no bookkeeping in the tests.
 SPARK_FIXTURES = frozenset({"spark_server", "spark", "spark_settings", "_spark_sessions", "live_cluster"})
 BROWSER_FIXTURES = frozenset({"chromium_path", "pages", "browser_page"})
+HDFS_FIXTURES = frozenset({"live_hdfs"})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -164,3 +165,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.spark)
         if used & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.browser)
+        if used & HDFS_FIXTURES:
+            item.add_marker(pytest.mark.hdfs)

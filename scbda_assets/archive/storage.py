@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 class ArchiveStore:
     def __init__(self, root_uri: str):
         self.root_uri = root_uri.rstrip("/")
-        self.fs, self.root_path = pafs.FileSystem.from_uri(self.root_uri)
+        self.fs, self.root_path = _filesystem(self.root_uri)
         self.root_path = self.root_path.rstrip("/")
         self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
 
@@ -112,6 +112,14 @@ class ArchiveStore:
         """A marker file whose content never changes: written durably once, kept as it is when it exists."""
         if not self.exists(relative):
             self.write_new_text(relative, text)
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    if uri.startswith("hdfs://"):
+        from scbda_assets.archive.hdfs_client import hdfs_filesystem
+
+        return hdfs_filesystem(uri)
+    return pafs.FileSystem.from_uri(uri)
 
 
 def _fsync(path: str) -> None:

@@ -33,6 +33,14 @@ SPARK_CONF = {
 }
 
 
+# The embedded HDFS (services/hdfs.py) has one DataNode: one replica per block, and no replacement DataNode sought
+# when a write pipeline breaks (there is none; the write fails and the archive run is retried).
+EMBEDDED_HDFS_CLIENT_CONF = {
+    "spark.hadoop.dfs.replication": "1",
+    "spark.hadoop.dfs.client.block.write.replace-datanode-on-failure.enable": "false",
+}
+
+
 def spark_home() -> Path:
     import pyspark
 
@@ -99,6 +107,7 @@ class EmbeddedSpark(EmbeddedService):
             "spark.connect.session.manager.defaultSessionTimeout": "5min",
             "spark.local.dir": str(self.dir / "tmp"),
             "spark.sql.warehouse.dir": str(self.dir / "warehouse"),
+            **EMBEDDED_HDFS_CLIENT_CONF,
             **self.extra_conf(),
         }
         argv = [str(spark_home() / "sbin" / "start-connect-server.sh"), "--master", self.master, "--driver-memory", "1g"]

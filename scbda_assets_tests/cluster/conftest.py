@@ -23,6 +23,7 @@ import pymongo
 import pytest
 
 from scbda_assets.services.cluster import Cluster, ClusterPorts, replica_set_members
+from scbda_assets.services.hdfs import hdfs_down
 from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
 
@@ -91,6 +92,7 @@ def live_cluster(tmp_path_factory) -> LiveCluster:
         # The embedded redis of this home is the cluster's too here: stop it by its recorded PID as well.
         if cluster.redis is not None:
             cluster.redis.stop()
+        hdfs_down(settings)  # `scbda services up --cluster` (a test of this lane runs it) starts HDFS too
 
 
 def direct(port: int) -> pymongo.MongoClient:
