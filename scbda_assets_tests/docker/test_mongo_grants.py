@@ -25,7 +25,7 @@ SOURCE = compose_model.REPO_ROOT / "scbda_assets"
 _SELECTION = re.compile(r"client(?:\(\))?\[(?P<expr>[^\]]+)\]|\.get_(?:default_)?database\((?P<call>[^)]*)\)")
 # Every expression the code selects a database with -> the database it names (from the code's own helpers).
 # ``db.name``: the same database re-opened with other options (archive/lease.py's journaled handle of the app db).
-_APP_DB = ("settings.mongo_db", "self.database_name", "db.name")
+_APP_DB = ("settings.mongo_db", "self.settings.mongo_db", "self.database_name", "db.name")
 _HISTORY_DB = ('f"{db.name}_history"',)
 
 
