@@ -10,6 +10,7 @@ from scbda_assets.kpis.compute import KPIS, alert_count
 from scbda_assets.archive.storage import ArchiveStore
 from scbda_assets.kpis.refresh import (
     RefreshOutcome,
+    decision_settings,
     SparkHandle,
     is_past,
     open_spark,
@@ -111,6 +112,7 @@ def _refresh(as_of: dt.datetime, live: bool, names: tuple[str, ...], *, mongo: M
             data_until=data_until,
             supplier_window_days=settings.supplier_window_days,
             publish=live,
+            decision_settings=decision_settings(settings),
         )
     finally:
         if handle.reopened:

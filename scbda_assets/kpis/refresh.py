@@ -190,6 +190,13 @@ def parse_as_of(value: str | dt.datetime | None, *, now: dt.datetime) -> dt.date
     return moment
 
 
+def decision_settings(settings) -> dict:
+    """What the stockout risk takes from the settings: the probability thresholds and the Ramadan date ranges."""
+    from scbda_assets.domain.demand import ramadan_ranges
+
+    return {"thresholds": settings.stockout_thresholds(), "ramadan": ramadan_ranges(settings.ramadan)}
+
+
 def run_refresh(
     *,
     db: Database,
@@ -205,19 +212,21 @@ def run_refresh(
     data_until: dt.datetime | None = None,
     supplier_window_days: int = DEFAULT_SUPPLIER_WINDOW_DAYS,
     publish: bool = True,
+    decision_settings: dict | None = None,
 ) -> RefreshOutcome:
     """Compute, then (``publish``) write Redis in one transaction: the KPI keys and ``history:daily``.
 
     ``clock`` gives the wall time (rollup and history sealing, completion stamp); a fixed-date caller returns T
     from it. ``spark``: a session, or a :class:`SparkHandle` (reopened once if Spark Connect closed it).
     ``publish=False`` (a past as-of) computes the same payloads and writes nothing; a publish whose as-of is not
-    newer than the live snapshot's writes nothing either (``outcome.not_published`` says why)."""
+    newer than the live snapshot's writes nothing either (``outcome.not_published`` says why).
+    ``decision_settings``: the stockout thresholds and Ramadan ranges (``decision_settings(settings)``)."""
     started = time.perf_counter()
     handle = spark if isinstance(spark, SparkHandle) else SparkHandle(lambda: spark, session=spark)
     with service_errors(db=db, redis_client=redis_client):
         run = handle.run(lambda session: compute_kpis(
             db, session, as_of, names, now=clock(), archive=archive, data_until=data_until, orders_from=orders_from,
-            supplier_window_days=supplier_window_days))
+            supplier_window_days=supplier_window_days, **(decision_settings or {})))
         end = run.data_until or as_of
         if "refresh" not in run.history:  # a subset without history inputs: history:daily still reads a fresh layer
             run.history["refresh"] = maintain.refresh(db, archive, now=clock())
@@ -316,7 +325,8 @@ def refresh_kpis_once(settings: Settings, *, as_of: dt.datetime | str | None,
             outcome = run_refresh(db=db, spark=handle, redis_client=redis_client, as_of=moment,
                                   ttl_seconds=settings.kpi_ttl_seconds, key=cache.key, clock=clock,
                                   archive=ArchiveStore(settings.archive_uri), data_until=data_until,
-                                  supplier_window_days=settings.supplier_window_days, publish=live)
+                                  supplier_window_days=settings.supplier_window_days, publish=live,
+                                  decision_settings=decision_settings(settings))
         finally:
             if handle is not None and handle.reopened:
                 handle.close()
