@@ -73,10 +73,10 @@ def quarantined(store: ArchiveStore | None) -> list[dict]:
     return found
 
 
-def flagged_hours(store: ArchiveStore | None) -> dict[str, list[str]]:
+def flagged_hours(store: ArchiveStore | None, entries: list[dict] | None = None) -> dict[str, list[str]]:
     """Per collection, the hours (ISO) with a quarantined file: their sums miss that file's rows."""
     hours: dict[str, set[str]] = {}
-    for entry in quarantined(store):
+    for entry in quarantined(store) if entries is None else entries:
         if entry["hour"]:
             hours.setdefault(entry["collection"], set()).add(entry["hour"])
     return {collection: sorted(found) for collection, found in sorted(hours.items())}
@@ -86,7 +86,7 @@ def summary(store: ArchiveStore | None) -> dict:
     """For ``scbda archive --status`` and the archive assets' metadata: how many files, bytes, which hours."""
     entries = quarantined(store)
     return {"files": len(entries), "bytes": sum(e["bytes"] or 0 for e in entries),
-            "hours": flagged_hours(store),
+            "hours": flagged_hours(store, entries),
             "entries": [{k: e[k] for k in ("original", "quarantined_as", "reason", "quarantined_at")}
                         for e in entries]}
 

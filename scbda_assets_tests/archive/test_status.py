@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from scbda_assets.archive import quarantine
 from scbda_assets.archive.cli import archive_once
 from scbda_assets.archive.protocol import INCOMPLETE_DIR, archive_range
 from scbda_assets.archive.status import archive_status
@@ -95,8 +96,9 @@ def test_status_reads_the_catalog_not_every_manifest(mongo_db, spark, store, hot
     original = store.list_files
     store.list_files = lambda *args, **kwargs: listed.append(args) or original(*args, **kwargs)
     again = archive_status(mongo_db, store, now=NOW)
-    # Only the incomplete markers are listed (a small folder: the record that never forgets a batch).
-    assert [args[0] for args in listed] == [INCOMPLETE_DIR]
+    # Only the incomplete markers and the quarantine are listed (small folders: the record that never forgets a
+    # batch, and the files moved aside), never the manifests.
+    assert [args[0] for args in listed] == [INCOMPLETE_DIR, quarantine.QUARANTINE_DIR]
     assert again["collections"] == first["collections"] and first["totals"]["documents"] > 0
 
 
