@@ -57,7 +57,7 @@ def schema_ok(doc: dict, fields: dict, nullable: tuple[str, ...] = ()) -> bool:
     return True
 
 
-def _forecast_law(good_orders: list[dict], earliest: dt.datetime | None, as_of: dt.datetime) -> dict:
+def _forecast_law(hourly: dict, earliest: dt.datetime | None, as_of: dt.datetime) -> dict:
     """Per domain pair: horizon_days -> (mean, variance ratio, next 24 h, next 7 d), from the raw orders' hourly
     units (not the history layer) through the forecast model (tested on its own in decisions/)."""
     last = as_of.replace(minute=0, second=0, microsecond=0)
@@ -69,10 +69,10 @@ def _forecast_law(good_orders: list[dict], earliest: dt.datetime | None, as_of: 
         return {}
     index = {(SKUS[k].sku_id, DCS[d].dc_id): p for p, (k, d) in enumerate(zip(demand.PAIR_SKU, demand.PAIR_DC))}
     units = np.zeros((demand.N_PAIRS, n_hours))
-    for o in good_orders:
-        h = int((o["order_ts"] - first).total_seconds() // 3600)
-        if (o["sku_id"], o["dc_id"]) in index and 0 <= h < n_hours:
-            units[index[(o["sku_id"], o["dc_id"])], h] += o["requested_qty"]
+    for (sku, dc, hour), quantity in hourly.items():
+        h = int((hour - first).total_seconds() // 3600)
+        if (sku, dc) in index and 0 <= h < n_hours:
+            units[index[(sku, dc)], h] += quantity
     hours = np.datetime64(first.replace(tzinfo=None), "h") + np.arange(n_hours) * np.timedelta64(1, "h")
     model = forecast.fit(units, hours)
     cum = forecast.cumulative_from(model, np.datetime64(as_of.replace(tzinfo=None), "ms"), inputs.HORIZON_HOURS)
@@ -124,6 +124,7 @@ class OrderDemand:
     week: dict[tuple[str, str], int]
     per_day: dict[tuple[str, str, dt.datetime], int]
     days: list[dt.datetime]
+    hourly: dict[tuple[str, str, dt.datetime], int]  # requested units per (sku, dc, hour) the forecast is fitted on
 
 
 def demand_days(earliest: dt.datetime | None, as_of: dt.datetime) -> list[dt.datetime]:
@@ -138,16 +139,26 @@ def order_demand(orders: list[dict], as_of: dt.datetime) -> OrderDemand:
     order_times = [o["order_ts"] for o in orders if isinstance(o.get("order_ts"), dt.datetime)]
     earliest = min(order_times) if order_times else None
     days = demand_days(earliest, as_of)
-    week, per_day = defaultdict(int), defaultdict(int)
+    week, per_day, hourly = defaultdict(int), defaultdict(int), defaultdict(int)
+    fit_from, fit_to = forecast_hours(as_of)
     for o in orders:
         if not schema_ok(o, ORDER_FIELDS):
             continue
         if as_of - dt.timedelta(days=7) <= o["order_ts"] < as_of:
             week[(o["sku_id"], o["dc_id"])] += o["requested_qty"]
+        if fit_from <= o["order_ts"] < fit_to:
+            hourly[(o["sku_id"], o["dc_id"], o["order_ts"].replace(minute=0, second=0, microsecond=0))] += \
+                o["requested_qty"]
         day = o["order_ts"].replace(hour=0, minute=0, second=0, microsecond=0)
         if day in days:
             per_day[(o["sku_id"], o["dc_id"], day)] += o["requested_qty"]
-    return OrderDemand(earliest, week, per_day, days)
+    return OrderDemand(earliest, week, per_day, days, dict(hourly))
+
+
+def forecast_hours(as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The hours the forecast is fitted on: the HISTORY_DAYS whole hours before as-of's hour."""
+    last = as_of.replace(minute=0, second=0, microsecond=0)
+    return last - dt.timedelta(days=inputs.HISTORY_DAYS), last
 
 
 def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as_of: dt.datetime,
@@ -200,7 +211,7 @@ def reference_kpis(facts: dict[str, list[dict]], dims: dict[str, list[dict]], as
             key = (s["sku_id"], s["dc_id"])
             next_receipt[key] = min(next_receipt.get(key, s["expected_arrival_ts"]), s["expected_arrival_ts"])
 
-    law = _forecast_law(good_orders, earliest, as_of)
+    law = _forecast_law(history.hourly, earliest, as_of)
     inventory_level, stockout = [], []
     for (sku, dc), (latest, avg) in sorted(pairs.items(), key=lambda item: (item[0][1], item[0][0])):
         base = {"sku_id": sku, "dc_id": dc, "product_name": skus[sku]["product_name"],
@@ -338,7 +349,7 @@ def order_demand_columns(orders, as_of: dt.datetime) -> OrderDemand:
     import pyarrow.compute as pc
 
     if orders.num_rows == 0:
-        return OrderDemand(None, {}, {}, [])
+        return OrderDemand(None, {}, {}, [], {})
     earliest = pc.min(orders["order_ts"]).as_py()
     days = demand_days(earliest, as_of)
     ts = orders["order_ts"]
@@ -354,4 +365,11 @@ def order_demand_columns(orders, as_of: dt.datetime) -> OrderDemand:
         summed = rows.group_by(["sku_id", "dc_id"]).aggregate([("requested_qty", "sum")])
         for s, d, q in zip(*(summed[c].to_pylist() for c in ("sku_id", "dc_id", "requested_qty_sum"))):
             per_day[(s, d, day)] = int(q)
-    return OrderDemand(earliest, week, per_day, days)
+    fit_from, fit_to = forecast_hours(as_of)
+    fitted = orders.filter(pc.and_(pc.greater_equal(ts, pa.scalar(fit_from, ts.type)),
+                                   pc.less(ts, pa.scalar(fit_to, ts.type))))
+    fitted = fitted.append_column("hour", pc.floor_temporal(fitted["order_ts"], unit="hour"))
+    summed = fitted.group_by(["sku_id", "dc_id", "hour"]).aggregate([("requested_qty", "sum")])
+    hourly = {(s, d, h): int(q) for s, d, h, q in zip(*(summed[c].to_pylist()
+                                                      for c in ("sku_id", "dc_id", "hour", "requested_qty_sum")))}
+    return OrderDemand(earliest, week, per_day, days, hourly)

@@ -30,3 +30,5 @@ def test_columnar_demand_equals_the_document_demand_on_seeded_orders_across_days
     assert len(expected.days) == 7 and len(expected.week) == 15 and sum(expected.per_day.values()) > 10_000
     assert actual.earliest == expected.earliest and actual.days == expected.days
     assert actual.week == dict(expected.week) and actual.per_day == dict(expected.per_day)
+    # The hourly units the reference fits its forecast on (28 days before as-of's hour), the same both ways.
+    assert actual.hourly == expected.hourly and sum(expected.hourly.values()) > 10_000
