@@ -144,11 +144,11 @@ def test_archive_write_survives_a_killed_spark_worker(live_cluster, lane_end, ex
     archive = subprocess.Popen(SCBDA + ["archive"], env=live_cluster.env(database, "scbda-archive"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Spark's job output folder appears in the batch's staging area when the write job starts.
-    spark_output = str(live_cluster.archive_root / database / "_staging" / "*" / "*" / "_temporary")
+    spark_output = str(live_cluster.archive_root / database / "_staging" / "**" / "_temporary")  # any attempt
     killed = False
     deadline = time.monotonic() + 150
     while archive.poll() is None and time.monotonic() < deadline:
-        if glob.glob(spark_output):
+        if glob.glob(spark_output, recursive=True):
             os.kill(victim_pid, signal.SIGKILL)
             killed = True
             break
@@ -204,11 +204,15 @@ def _differences(before: dict[str, list], after: dict[str, list]) -> list[tuple]
 
 
 def _kpi_payloads(live, database: str, as_of: dt.datetime) -> dict[str, list]:
-    """`scbda kpis --as-of T`, then the rows of each KPI it wrote to Redis."""
+    """`scbda kpis --as-of T`, then the rows of each KPI it wrote to Redis (or printed: the live snapshot only moves
+    forward, so a second run at the same T publishes nothing and prints its payloads)."""
     result = summary(live.scbda(["kpis", "--as-of", as_of.isoformat()], live.env(database, "scbda-kpis")))
     client = redis.Redis.from_url(live.endpoints["SCBDA_REDIS_URL"])
     payloads = {}
     for name in result["kpis"]:
+        if not result["published"]:
+            payloads[name] = result["payloads"][f"kpi:{name}"]["rows"]
+            continue
         [key] = [k for k in result["redis_keys"] if name in k]
         payloads[name] = json.loads(client.get(key))["rows"]
     client.close()
