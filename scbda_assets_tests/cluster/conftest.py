@@ -26,6 +26,7 @@ from scbda_assets.services.cluster import Cluster, ClusterPorts, replica_set_mem
 from scbda_assets.services.hdfs import hdfs_down
 from scbda_assets.services.process import free_port
 from scbda_assets.settings import Settings
+from scbda_assets_tests.id_counts import id_counts
 
 # The business id of each fact collection (what "nothing lost, nothing duplicated" is counted by).
 BUSINESS_IDS = {"orders_fact": "order_id", "shipments_fact": "shipment_id", "inventory_fact": "snapshot_id"}
@@ -161,18 +162,7 @@ def cold_ids(live: LiveCluster, database: str) -> dict[str, list[str]]:
 def loss_report(live: LiveCluster, database: str, expected: dict[str, list[str]]) -> dict[str, dict[str, int]]:
     """Per collection: expected, hot, cold, lost (expected but in neither store), duplicated (extra copies)."""
     hot, cold = hot_ids(live, database), cold_ids(live, database)
-    report = {}
-    for coll in BUSINESS_IDS:
-        both = hot[coll] + cold[coll]
-        report[coll] = {
-            "expected": len(expected[coll]),
-            "hot": len(hot[coll]),
-            "cold": len(cold[coll]),
-            "lost": len(set(expected[coll]) - set(both)),
-            "unexpected": len(set(both) - set(expected[coll])),
-            "duplicated": len(both) - len(set(both)),
-        }
-    return report
+    return id_counts(expected, hot, cold, BUSINESS_IDS)
 
 
 def new_database(prefix: str) -> str:

@@ -32,6 +32,7 @@ from scbda_assets.services.hdfs import HdfsDataNode, HdfsNameNode, hadoop_classp
 from scbda_assets.services.process import ServiceError
 from scbda_assets.settings import Settings
 from scbda_assets.timeutil import floor_minute
+from scbda_assets_tests.id_counts import id_counts
 
 BUSINESS_IDS = {"orders_fact": "order_id", "shipments_fact": "shipment_id", "inventory_fact": "snapshot_id"}
 SCBDA = [sys.executable, "-m", "scbda_assets.cli"]
@@ -171,18 +172,7 @@ def cold_ids(store: ArchiveStore) -> dict[str, list[str]]:
 def loss_report(live: LiveHdfs, database: str, expected: dict[str, list[str]], *, local: bool = False) -> dict:
     """Per collection: expected, hot, cold, lost (in neither store), unexpected, duplicated (extra copies)."""
     hot, cold = hot_ids(live, database), cold_ids(live.store(database, local=local))
-    report = {}
-    for coll in BUSINESS_IDS:
-        both = hot[coll] + cold[coll]
-        report[coll] = {
-            "expected": len(expected[coll]),
-            "hot": len(hot[coll]),
-            "cold": len(cold[coll]),
-            "lost": len(set(expected[coll]) - set(both)),
-            "unexpected": len(set(both) - set(expected[coll])),
-            "duplicated": len(both) - len(set(both)),
-        }
-    return report
+    return id_counts(expected, hot, cold, BUSINESS_IDS)
 
 
 def assert_every_business_id_once(report: dict) -> None:
