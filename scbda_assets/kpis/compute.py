@@ -25,7 +25,7 @@ from scbda_assets.contract import HEADLINE_FIELDS, KPI_NAMES
 from scbda_assets.decisions import inputs as decision_inputs
 from scbda_assets.domain.reference import RAMADAN_RANGES
 from scbda_assets.history import cold as history_cold
-from scbda_assets.history import maintain
+from scbda_assets.history import live_window, maintain
 from scbda_assets.history import read as history_read
 from scbda_assets.history import shipments as history_shipments
 from scbda_assets.kpis import pushdown, rollup, sql
@@ -36,6 +36,8 @@ DEMAND_DAYS = 7
 DEFAULT_SUPPLIER_WINDOW_DAYS = 30
 GRID_BLOCKS = 5000  # blocks the count distribution is summed over per pair (kpis/sql.py): exact below 5000 units
 HISTORY = "history"  # marks an input read from the history layer rather than pushed down to MongoDB
+# live-window inputs that have a hot ∪ cold reader, for a window the archive holds part of
+_FROM_BOTH = {"inventory": live_window.latest_inventory, "orders": live_window.order_totals}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,8 +174,12 @@ def compute_kpis(
         use_rollup = all(rollup.covers(folded, end - dt.timedelta(minutes=m)) for m in windows)
     pushed = {key for key in keys if _INPUTS[key[0]][1] is not HISTORY}
     queries = {key: _query(key, end, use_rollup) for key in pushed}
+    # A window in the past may lie in an hour archived since: read it from both stores (history/live_window.py)
+    both = {key for key in queries if key[0] in _FROM_BOTH and live_window.archive_holds_part(
+        archive, queries[key].collection, end - dt.timedelta(minutes=key[1]), end)}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {key: pool.submit(_timed_aggregate, db, query) for key, query in queries.items()}
+        futures = {key: pool.submit(_timed_from_both, db, archive, key, end, queries[key]) if key in both
+                   else pool.submit(_timed_aggregate, db, query) for key, query in queries.items()}
         tables = {}
         for key, future in futures.items():
             tables[key], seconds[_label(key)] = future.result()
@@ -368,6 +374,14 @@ def _query(key: tuple[str, int], as_of: dt.datetime, use_rollup: bool) -> pushdo
     if name == "orders" and use_rollup:
         build = rollup.orders_in_window
     return build(as_of - dt.timedelta(minutes=minutes), as_of)
+
+
+def _timed_from_both(db: Database, archive: ArchiveStore, key: tuple[str, int], end: dt.datetime,
+                     query: pushdown.Pushdown) -> tuple[pa.Table, float]:
+    started = time.perf_counter()
+    name, minutes = key
+    table = _FROM_BOTH[name](db, archive, end - dt.timedelta(minutes=minutes), end)
+    return table.select(list(query.schema)).cast(pa.schema(list(query.schema.items()))), time.perf_counter() - started
 
 
 def _timed_aggregate(db: Database, query: pushdown.Pushdown) -> tuple[pa.Table, float]:
