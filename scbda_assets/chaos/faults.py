@@ -216,7 +216,7 @@ def corrupt_parquet(archive_root: Path, rng: random.Random) -> tuple[bool, str]:
 
 def racing_generator(env: dict[str, str], rate: float, minutes: int = 10, timeout_s: float = 240.0
                      ) -> tuple[bool, str]:
-    """`scbda generate` at another rate over the minutes the schedule is writing (ending now)."""
+    """`scbda generate` over the minutes the schedule is writing (ending now), at ``rate``."""
     return _generate(env, ["--minutes", str(minutes), "--rate", f"{rate:g}"], timeout_s, prefix=[])
 
 

@@ -52,7 +52,9 @@ class LaneConfig:
     archive_mb: int = 4096  # the size-limited archive file system
     settle_s: float = 60.0  # between two faults: the pipeline recovers, then the checker runs
     kinds: tuple[str, ...] | None = None  # None: every kind
-    racing_rate_factor: float = 2.0
+    # 1.0: the racer writes the stream itself (same rate and seed), so it passes the door and races the clock's
+    # compare-and-set; at another rate `scbda generate` refuses it with one line and nothing is raced
+    racing_rate_factor: float = 1.0
 
 
 class Lane:
