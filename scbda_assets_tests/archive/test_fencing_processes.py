@@ -27,6 +27,11 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.02)
 
 
+def _held_by(mongo_db, pid: int) -> bool:
+    holder = current_holder(mongo_db)
+    return holder is not None and f"pid {pid}" in holder.owner
+
+
 @pytest.mark.slow
 def test_a_writer_resumed_after_its_lease_was_taken_over_changes_nothing(writer_env, hot_store, mongo_db, spark):
     _, original = hot_store
@@ -63,16 +68,21 @@ def test_a_rerun_right_after_three_sigkills_does_not_wait_for_the_lease(writer_e
     # A long TTL: a re-run that had to wait it out would be refused (wait 0).
     env = {**writer_env, "SCBDA_ARCHIVE_LEASE_SECONDS": "120", "SCBDA_ARCHIVE_LEASE_WAIT_SECONDS": "0"}
     store = ArchiveStore(env["SCBDA_ARCHIVE_URI"])
-    epochs = []
+    epochs, killed_holding = [], 0
     for delay in (0.3, 0.8, 1.5):
         process = _cli(env)
-        _wait_for(lambda: process.poll() is not None or (current_holder(mongo_db) is not None
-                                                         and f"pid {process.pid}" in current_holder(mongo_db).owner))
+        _wait_for(lambda: process.poll() is not None or _held_by(mongo_db, process.pid))
+        holder = current_holder(mongo_db)
+        assert holder is not None and f"pid {process.pid}" in holder.owner, "the run never took the lease"
+        # The epoch is read while this run holds the lease: a run that finishes its work inside `delay` releases
+        # the lease, and reading it after the kill (as this test once did) then found no holder (CI, 2026-12-04).
+        epochs.append(holder.epoch)
         time.sleep(delay)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-        epochs.append(current_holder(mongo_db).epoch)
+        killed_holding += process.returncode == -signal.SIGKILL and _held_by(mongo_db, process.pid)
     assert epochs == sorted(set(epochs)), epochs  # each re-run took over at once, with a new epoch
+    assert killed_holding >= 1, "no run was killed while it held the lease: nothing was tested"
     began = time.monotonic()
     final = _cli(env)
     out, err = final.communicate(timeout=300)
